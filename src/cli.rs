@@ -1,0 +1,173 @@
+//! The command line: every setting is a flag and a `FILEUPLOAD_*` variable,
+//! the flag winning.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Settings;
+
+/// Takes browser file uploads into a pool directory, reports their progress
+/// by identifier, and answers with a JSON description of what it stored.
+#[derive(Debug, Parser)]
+#[command(name = "fileupload", version)]
+pub struct Cli {
+    /// Settings every subcommand shares.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings every subcommand shares.
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// Pool directory; created (mode 0700) if missing.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_DIRECTORY",
+        default_value = "./uploads",
+        global = true,
+        value_name = "DIR"
+    )]
+    pub directory: PathBuf,
+    /// Largest accepted upload: a bare number is megabytes, or give a unit
+    /// K, M or G (powers of 1024); 0 is no limit.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_MAX_SIZE",
+        default_value = "0",
+        global = true,
+        value_name = "SIZE"
+    )]
+    pub max_size: String,
+    /// Most files in one upload.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_MAX_FILES",
+        default_value_t = 20,
+        global = true,
+        value_name = "N"
+    )]
+    pub max_files: usize,
+    /// A dedicated upload server: this instance then takes no uploads, and
+    /// `id new` prints the URL to upload to.
+    #[arg(long, env = "FILEUPLOAD_UPLOAD_URL", global = true, value_name = "URL")]
+    pub upload_url: Option<String>,
+    /// File holding the private key that signs identifiers (the key itself
+    /// may be given in FILEUPLOAD_KEY instead, never as a flag).
+    #[arg(long, env = "FILEUPLOAD_KEY_FILE", global = true, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+}
+
+impl SettingsArgs {
+    /// The settings, with the key from `FILEUPLOAD_KEY`.
+    pub fn settings(&self) -> Settings {
+        use std::os::unix::ffi::OsStringExt;
+        Settings {
+            directory: self.directory.clone(),
+            max_size: self.max_size.clone(),
+            max_files: self.max_files,
+            upload_url: self.upload_url.clone(),
+            key_file: self.key_file.clone(),
+            key: std::env::var_os("FILEUPLOAD_KEY").map(|k| k.into_vec()),
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make or check identifiers.
+    Id {
+        /// What to do with identifiers.
+        #[command(subcommand)]
+        command: IdCommand,
+    },
+    /// Print an upload's status JSON.
+    Status {
+        /// The identifier.
+        id: String,
+    },
+    /// Print the absolute path of a complete upload's file N (default 0).
+    Path {
+        /// The identifier.
+        id: String,
+        /// Which file, from 0.
+        #[arg(default_value_t = 0)]
+        n: usize,
+    },
+    /// Remove an upload.
+    Clear {
+        /// The identifier.
+        id: String,
+    },
+    /// Print every upload's status, one JSON per line.
+    List,
+    /// Remove finished uploads older than a duration, and interrupted ones.
+    Gc {
+        /// Age past which finished uploads go: 30m, 12h, 7d.
+        #[arg(long, value_name = "DURATION")]
+        older_than: String,
+    },
+    /// Run the HTTP daemon.
+    Serve(ServeArgs),
+}
+
+/// Identifier subcommands.
+#[derive(Debug, Subcommand)]
+pub enum IdCommand {
+    /// Print a new identifier (and the URL to upload to, with --upload-url).
+    New,
+    /// Exit 0 when the identifier is valid, 1 with the reason when not.
+    Check {
+        /// The identifier.
+        id: String,
+    },
+}
+
+/// Options of the HTTP daemon.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on: HOST:PORT, or unix:PATH.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: String,
+    /// Worker threads for status and other short requests.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_THREADS",
+        default_value_t = 8,
+        value_name = "N"
+    )]
+    pub threads: usize,
+    /// Uploads in progress at once; one more gets 503 with Retry-After.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_MAX_UPLOADS",
+        default_value_t = 32,
+        value_name = "N"
+    )]
+    pub max_uploads: usize,
+    /// Cut off a client that sends nothing for this long.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_IDLE_TIMEOUT",
+        default_value = "60s",
+        value_name = "DURATION"
+    )]
+    pub idle_timeout: String,
+    /// On SIGINT or SIGTERM, let uploads in progress finish for this long.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_GRACE",
+        default_value = "10s",
+        value_name = "DURATION"
+    )]
+    pub grace: String,
+}

@@ -1,0 +1,106 @@
+//! The subcommands: the library's API for shell scripts and applications in
+//! any language. Output is stable and machine-readable; diagnostics go to
+//! stderr.
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, IdCommand, ServeArgs};
+use crate::config::Config;
+use crate::daemon;
+use crate::units::parse_duration;
+
+/// Runs a parsed command line. `Err` is a start-up failure (exit status 2);
+/// other outcomes carry their own exit status.
+pub fn run(cli: Cli) -> Result<ExitCode, String> {
+    let settings = cli.settings.settings();
+    if let Command::Id { command } = &cli.command {
+        let signer = Config::signer(&settings)?;
+        return Ok(match command {
+            IdCommand::New => {
+                let id = signer.create().map_err(|e| e.to_string())?;
+                let text = signer.format(&id);
+                println!("{text}");
+                if let Some(url) = Config::upload_url(&settings) {
+                    println!("{url}?X-Progress-ID={text}");
+                }
+                ExitCode::SUCCESS
+            }
+            IdCommand::Check { id } => refused(signer.verify(id).map(|_| ())),
+        });
+    }
+    let config = Config::load(&settings)?;
+    let pool = &config.pool;
+    Ok(match cli.command {
+        Command::Id { .. } => ExitCode::SUCCESS,
+        Command::Status { id } => refused(pool.verify_identifier(&id).and_then(|id| {
+            let status = pool.access_upload_bucket(&id).status()?;
+            println!("{}", json_line(&status));
+            Ok(())
+        })),
+        Command::Path { id, n } => {
+            let path = pool
+                .verify_identifier(&id)
+                .and_then(|id| pool.access_upload_bucket(&id).filename(n));
+            match path {
+                Ok(Some(path)) => {
+                    println!("{}", path.display());
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => {
+                    eprintln!("fileupload: upload {id} has no complete file {n}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => refused(Err(e)),
+            }
+        }
+        Command::Clear { id } => refused(
+            pool.verify_identifier(&id)
+                .and_then(|id| pool.clear_upload_bucket(&id)),
+        ),
+        Command::List => {
+            for status in pool.list().map_err(|e| e.to_string())? {
+                println!("{}", json_line(&status));
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Gc { older_than } => {
+            let age = parse_duration(&older_than).map_err(|e| format!("--older-than: {e}"))?;
+            for id in pool.gc(age).map_err(|e| e.to_string())? {
+                println!("{}", id.as_str());
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Serve(args) => serve(config, &args)?,
+    })
+}
+
+fn serve(config: Config, args: &ServeArgs) -> Result<ExitCode, String> {
+    let options = daemon::Options {
+        listen: args.listen.clone(),
+        threads: args.threads,
+        max_uploads: args.max_uploads,
+        idle_timeout: parse_duration(&args.idle_timeout)
+            .map_err(|e| format!("--idle-timeout: {e}"))?,
+        grace: parse_duration(&args.grace).map_err(|e| format!("--grace: {e}"))?,
+    };
+    if options.idle_timeout.is_zero() {
+        return Err("--idle-timeout: must be more than 0".into());
+    }
+    daemon::serve(config.app(options.max_uploads), &options)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exit 0, or 1 with the reason on stderr.
+fn refused(result: crate::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fileupload: {}", e.message());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn json_line(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".into())
+}

@@ -1,0 +1,192 @@
+//! The HTTP daemon: `tiny_http` with a pool of blocking worker threads,
+//! translating its requests to the core's and back.
+
+use std::io::{self, Read};
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tiny_http::{Header, ListenAddr, Server};
+
+use crate::app::App;
+use crate::http::Request;
+use crate::{log, signal};
+
+/// How the daemon listens and how many it serves at once.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `HOST:PORT`, or `unix:PATH`.
+    pub listen: String,
+    /// Worker threads kept for status, clear and other short requests.
+    pub threads: usize,
+    /// Uploads in progress at once; one more gets 503.
+    pub max_uploads: usize,
+    /// A client silent this long is cut off.
+    pub idle_timeout: Duration,
+    /// How long uploads in progress may take to finish on SIGINT/SIGTERM.
+    pub grace: Duration,
+}
+
+/// Serves until SIGINT or SIGTERM. Each upload holds a worker for its
+/// duration, so there are `threads + max_uploads` workers: with every
+/// upload slot taken, `threads` workers still answer status at once.
+pub fn serve(app: App, options: &Options) -> Result<(), String> {
+    let (server, control) = bind(options)?;
+    let server = Arc::new(server);
+    eprintln!(
+        "fileupload: listening on {}",
+        describe(&server.server_addr())
+    );
+    signal::install();
+    let app = Arc::new(app);
+    let failed = Arc::new(AtomicBool::new(false));
+    for n in 0..options.threads.max(1) + options.max_uploads {
+        let (server, app, failed) = (server.clone(), app.clone(), failed.clone());
+        thread::Builder::new()
+            .name(format!("worker-{n}"))
+            .spawn(move || work(&server, &app, &failed))
+            .map_err(|e| format!("cannot start worker threads: {e}"))?;
+    }
+    while !signal::stop_requested() && !failed.load(Ordering::SeqCst) {
+        thread::sleep(Duration::from_millis(100));
+    }
+    // Stop accepting: new connections are refused from here on.
+    // SAFETY: shutdown(2) on a socket we own; it only changes its state.
+    unsafe { libc::shutdown(control.as_raw_fd(), libc::SHUT_RDWR) };
+    let deadline = Instant::now() + options.grace;
+    while app.uploads_in_progress() > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let left = app.uploads_in_progress();
+    if left > 0 {
+        eprintln!(
+            "fileupload: stopping with {left} upload(s) unfinished after the grace period; they end as interrupted"
+        );
+    }
+    if failed.load(Ordering::SeqCst) {
+        return Err("the listening socket failed".into());
+    }
+    eprintln!("fileupload: stopped");
+    Ok(())
+}
+
+fn work(server: &Server, app: &App, failed: &AtomicBool) {
+    while !signal::stop_requested() && !failed.load(Ordering::SeqCst) {
+        match server.recv_timeout(Duration::from_millis(200)) {
+            Ok(Some(request)) => answer(app, request),
+            Ok(None) => {}
+            Err(e) => {
+                if !signal::stop_requested() {
+                    eprintln!("fileupload: cannot accept connections: {e}");
+                    failed.store(true, Ordering::SeqCst);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Reads the body only when the core asks, so that `100 Continue` is sent
+/// only for a request the core has accepted.
+struct LazyBody<'a>(&'a mut tiny_http::Request);
+
+impl Read for LazyBody<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.as_reader().read(buf)
+    }
+}
+
+fn answer(app: &App, mut request: tiny_http::Request) {
+    let started = Instant::now();
+    let method = request.method().as_str().to_ascii_uppercase();
+    let url = request.url().to_owned();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let headers = request
+        .headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_owned(),
+                h.value.as_str().to_owned(),
+            )
+        })
+        .collect();
+    let content_length = request.body_length().map(|n| n as u64);
+    let response = app.handle(Request {
+        method: method.clone(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        headers,
+        content_length,
+        body: &mut LazyBody(&mut request),
+    });
+    log::request(&method, path, &response, started.elapsed());
+    let mut reply = tiny_http::Response::from_data(response.body).with_status_code(response.status);
+    for (name, value) in &response.headers {
+        if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            reply.add_header(header);
+        }
+    }
+    // The client may have gone; there is no one left to tell.
+    let _ = request.respond(reply);
+}
+
+fn bind(options: &Options) -> Result<(Server, OwnedFd), String> {
+    let fail = |e: &dyn std::fmt::Display| format!("cannot listen on {}: {e}", options.listen);
+    let (server, control) = if let Some(path) = options.listen.strip_prefix("unix:") {
+        // A socket file left by an earlier run would make bind fail.
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+            std::fs::remove_file(path).map_err(|e| fail(&e))?;
+        }
+        let listener = UnixListener::bind(path).map_err(|e| fail(&e))?;
+        set_timeouts(listener.as_raw_fd(), options.idle_timeout).map_err(|e| fail(&e))?;
+        let control = OwnedFd::from(listener.try_clone().map_err(|e| fail(&e))?);
+        (Server::from_listener(listener, None), control)
+    } else {
+        let listener = TcpListener::bind(&options.listen).map_err(|e| fail(&e))?;
+        set_timeouts(listener.as_raw_fd(), options.idle_timeout).map_err(|e| fail(&e))?;
+        let control = OwnedFd::from(listener.try_clone().map_err(|e| fail(&e))?);
+        (Server::from_listener(listener, None), control)
+    };
+    Ok((server.map_err(|e| fail(&e))?, control))
+}
+
+/// Sets receive and send timeouts on the listening socket: Linux gives
+/// them to every accepted socket, and `tiny_http` has no setting of its own.
+fn set_timeouts(fd: i32, timeout: Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    for option in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        // SAFETY: a valid socket and a timeval of the size we pass.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn describe(addr: &ListenAddr) -> String {
+    match addr {
+        ListenAddr::IP(a) => format!("http://{a}"),
+        ListenAddr::Unix(a) => match a.as_pathname() {
+            Some(p) => format!("unix:{}", p.display()),
+            None => "unix:(unnamed)".into(),
+        },
+    }
+}

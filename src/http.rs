@@ -1,0 +1,271 @@
+//! The protocol-neutral request and response models that every front end
+//! (daemon, CGI, FastCGI) translates to and from, with the small pieces of
+//! HTTP they need: query strings, `Accept`, JSONP names, HTML escaping.
+
+use std::io::Read;
+
+/// A request as the core sees it, whatever carried it.
+pub struct Request<'a> {
+    /// `GET`, `POST`, … (upper case).
+    pub method: String,
+    /// The path, without the query string, not percent-decoded.
+    pub path: String,
+    /// The raw query string, without `?`.
+    pub query: String,
+    /// Header names (any case) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body's length when the client declared one (`None` when chunked).
+    pub content_length: Option<u64>,
+    /// The body.
+    pub body: &'a mut dyn Read,
+}
+
+impl Request<'_> {
+    /// The first header of this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The query string's parameters, percent-decoded.
+    pub fn params(&self) -> Vec<(String, String)> {
+        parse_query(&self.query)
+    }
+}
+
+/// A response as the core makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status.
+    pub status: u16,
+    /// Headers, `Content-Type` among them.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// For the log line: the upload identifier the request was about.
+    pub identifier: Option<String>,
+    /// For the log line: request body bytes read.
+    pub received: u64,
+}
+
+impl Response {
+    /// A response with a body of the given content type.
+    pub fn new(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: vec![
+                ("Content-Type".into(), content_type.into()),
+                ("Cache-Control".into(), "no-store".into()),
+            ],
+            body,
+            identifier: None,
+            received: 0,
+        }
+    }
+
+    /// A JSON response.
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Response {
+        // Serializing our own plain structures cannot fail; an empty object
+        // is still valid JSON should it ever.
+        let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+        Response::new(status, "application/json", body)
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The first header of this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The reason phrase of a status code.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        507 => "Insufficient Storage",
+        _ => "Unknown",
+    }
+}
+
+/// Splits a query string into decoded name/value pairs; a name without `=`
+/// has an empty value.
+///
+/// ```
+/// use fileupload::http::parse_query;
+/// assert_eq!(
+///     parse_query("X-Progress-ID=a%2Db&status&x=1+2"),
+///     vec![("X-Progress-ID".into(), "a-b".into()), ("status".into(), "".into()), ("x".into(), "1 2".into())]
+/// );
+/// ```
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (n, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(n), percent_decode(v))
+        })
+        .collect()
+}
+
+/// Decodes `%XX` escapes and `+`; a malformed escape is kept as it is.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Whether the client, by its `Accept` header, prefers `text/html` over
+/// `application/json` (a browser posting a plain form does; `curl` and
+/// `fetch` do not).
+///
+/// ```
+/// use fileupload::http::prefers_html;
+/// assert!(prefers_html("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"));
+/// assert!(!prefers_html("*/*"));
+/// assert!(!prefers_html("application/json, text/html;q=0.5"));
+/// ```
+pub fn prefers_html(accept: &str) -> bool {
+    quality(accept, "text", "html") > quality(accept, "application", "json")
+}
+
+/// The quality the `Accept` header gives a media type: its most specific
+/// matching range decides.
+fn quality(accept: &str, kind: &str, sub: &str) -> f32 {
+    let mut best: Option<(u8, f32)> = None;
+    for range in accept.split(',') {
+        let mut params = range.split(';');
+        let media = params.next().unwrap_or("").trim();
+        let Some((k, s)) = media.split_once('/') else {
+            continue;
+        };
+        let specificity = match (k.trim(), s.trim()) {
+            (k, s) if k.eq_ignore_ascii_case(kind) && s.eq_ignore_ascii_case(sub) => 3,
+            (k, "*") if k.eq_ignore_ascii_case(kind) => 2,
+            ("*", "*") => 1,
+            _ => continue,
+        };
+        let q = params
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .filter_map(|q| q.trim().parse::<f32>().ok())
+            .next()
+            .unwrap_or(1.0);
+        if best.is_none_or(|(sp, _)| specificity > sp) {
+            best = Some((specificity, q));
+        }
+    }
+    best.map(|(_, q)| q).unwrap_or(0.0)
+}
+
+/// Whether a JSONP callback name is acceptable:
+/// `^[A-Za-z_$][A-Za-z0-9_$.]{0,63}$`.
+///
+/// ```
+/// use fileupload::http::valid_callback;
+/// assert!(valid_callback("jQuery123_456.cb"));
+/// assert!(!valid_callback("alert(1)//"));
+/// assert!(!valid_callback("1abc"));
+/// ```
+pub fn valid_callback(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b'$')
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b'.')
+}
+
+/// Escapes text for an HTML attribute value in double quotes (and for text).
+///
+/// ```
+/// use fileupload::http::escape_html;
+/// assert_eq!(escape_html(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+/// ```
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding() {
+        assert_eq!(percent_decode("%2e%2E"), "..");
+        assert_eq!(percent_decode("a%"), "a%");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("a%zz"), "a%zz");
+        assert_eq!(percent_decode("%00"), "\0");
+        assert_eq!(percent_decode("%C3%A9"), "é");
+    }
+
+    #[test]
+    fn accept() {
+        assert!(prefers_html("text/html"));
+        assert!(prefers_html("text/*, application/json;q=0.9"));
+        assert!(!prefers_html(""));
+        assert!(!prefers_html("application/json"));
+        assert!(!prefers_html("text/html;q=0.5, */*"));
+    }
+}

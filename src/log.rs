@@ -1,0 +1,56 @@
+//! The request log: one line per request on stderr, the same for every
+//! front end.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::http::Response;
+
+/// Writes `time method path status bytes duration identifier` to stderr,
+/// where bytes are the request body bytes read.
+pub fn request(method: &str, path: &str, response: &Response, took: Duration) {
+    eprintln!(
+        "{} {} {} {} {} {:.3}s {}",
+        timestamp(SystemTime::now()),
+        method,
+        crate::status::strip_controls(path),
+        response.status,
+        response.received,
+        took.as_secs_f64(),
+        response
+            .identifier
+            .as_deref()
+            .map(crate::status::strip_controls)
+            .unwrap_or_else(|| "-".into()),
+    );
+}
+
+/// RFC 3339 UTC time to the second, e.g. `2026-11-28T03:07:46Z`.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// let t = UNIX_EPOCH + Duration::from_secs(1_795_489_666);
+/// assert_eq!(fileupload::log::timestamp(t), "2026-11-24T03:07:46Z");
+/// ```
+pub fn timestamp(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}

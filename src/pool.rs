@@ -1,0 +1,756 @@
+//! The pool directory: one bucket per identifier, a lock per bucket, and the
+//! status document each writer publishes.
+//!
+//! Layout of a bucket `<pool>/<ID>/` (mode 0700, files 0600):
+//!
+//! | name          | what                                                        |
+//! |---------------|-------------------------------------------------------------|
+//! | `lock`        | empty; `flock`ed exclusively by the writer for the whole upload |
+//! | `status.json` | the status document, replaced atomically (write, rename)     |
+//! | `status.tmp`  | the next status document while it is written                 |
+//! | `0`, `1`, …   | the stored files, by their order in the form, once complete  |
+//! | `0.part`, …   | a file being received                                        |
+//! | `cleared`     | a clear was asked while a writer held the bucket             |
+//!
+//! Only the holder of the exclusive lock writes in a bucket. A reader that
+//! finds `uploading` in `status.json` takes the lock (shared, without
+//! waiting) to learn whether the writer still lives: the kernel drops the
+//! lock of a dead process, so a free lock under `uploading` is an
+//! interrupted upload.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use fs2::FileExt;
+use ring::digest;
+
+use crate::error::{Error, Result};
+use crate::identifier::{Identifier, Signer, to_hex};
+use crate::status::{FileInfo, State, Status};
+
+const LOCK: &str = "lock";
+const STATUS: &str = "status.json";
+const STATUS_TMP: &str = "status.tmp";
+const CLEARED: &str = "cleared";
+const PART: &str = ".part";
+
+/// Progress is published at least after this many bytes…
+const PUBLISH_BYTES: u64 = 1 << 20;
+/// …or after this long, whichever comes first.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a writer waits for a bucket lock that a status reader may hold
+/// for a moment before it concludes another writer has it.
+const WRITER_LOCK_WAIT: Duration = Duration::from_millis(100);
+/// How long a reader waits for a lock that another reader may hold while it
+/// records an interrupted upload.
+const READER_LOCK_WAIT: Duration = Duration::from_millis(20);
+/// How long a clear waits for the writer of an upload in progress to notice.
+const CLEAR_WAIT: Duration = Duration::from_secs(2);
+
+/// The error status recorded for an upload whose writer died.
+pub const INTERRUPTED: &str = "upload interrupted";
+
+/// A pool directory shared by every process that serves the same uploads.
+///
+/// ```
+/// use fileupload::{Pool, identifier::Signer};
+/// let dir = std::env::temp_dir().join(format!("pool-doc-{}", std::process::id()));
+/// let pool = Pool::open(&dir, Signer::new(None)).unwrap();
+/// let id = pool.create_identifier().unwrap();
+/// let bucket = pool.access_upload_bucket(&id);
+/// assert!(!bucket.is_complete().unwrap());
+/// assert_eq!(bucket.status().unwrap().state, fileupload::status::State::Starting);
+/// pool.clear_upload_bucket(&id).unwrap();
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Pool {
+    dir: PathBuf,
+    signer: Signer,
+}
+
+impl Pool {
+    /// Opens the pool directory, creating it (mode 0700) when missing, and
+    /// checks that it can be written.
+    pub fn open(dir: impl AsRef<Path>, signer: Signer) -> Result<Pool> {
+        let dir = dir.as_ref();
+        let unusable = |what: &str, e: io::Error| {
+            Error::internal(format!(
+                "pool directory {}: cannot {what}: {e}",
+                dir.display()
+            ))
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| unusable("create it", e))?;
+        let dir = dir.canonicalize().map_err(|e| unusable("resolve it", e))?;
+        let probe = dir.join(format!(".probe-{}", std::process::id()));
+        create_new(&probe).map_err(|e| unusable("write in it", e))?;
+        fs::remove_file(&probe).map_err(|e| unusable("write in it", e))?;
+        Ok(Pool { dir, signer })
+    }
+
+    /// The pool directory, absolute.
+    pub fn directory(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The signer that mints and checks identifiers.
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
+    /// A new identifier (see [`Signer::create`]).
+    pub fn create_identifier(&self) -> Result<Identifier> {
+        self.signer.create()
+    }
+
+    /// Checks an identifier as a client sent it (see [`Signer::verify`]).
+    pub fn verify_identifier(&self, text: &str) -> Result<Identifier> {
+        self.signer.verify(text)
+    }
+
+    /// The identifier as a client must send it.
+    pub fn format_identifier(&self, id: &Identifier) -> String {
+        self.signer.format(id)
+    }
+
+    /// A handle on one upload's bucket; nothing is read until asked.
+    pub fn access_upload_bucket(&self, id: &Identifier) -> Bucket<'_> {
+        Bucket {
+            pool: self,
+            id: id.clone(),
+        }
+    }
+
+    /// Removes an upload. Unknown identifiers succeed too. An upload in
+    /// progress is told to stop (its writer ends in state `error`) and is
+    /// removed as soon as it has, or by its writer.
+    pub fn clear_upload_bucket(&self, id: &Identifier) -> Result<()> {
+        let dir = self.bucket_dir(id);
+        match fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::disk("read the bucket", &e)),
+            Ok(m) if !m.is_dir() => return Err(not_a_bucket(&dir)),
+            Ok(_) => {}
+        }
+        match lock_existing(&dir, WRITER_LOCK_WAIT)? {
+            Hold::Locked(lock) => return remove_bucket(&dir, lock),
+            Hold::Gone => return remove_empty_dir(&dir),
+            Hold::Busy => {}
+        }
+        match create_new(&dir.join(CLEARED)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::disk("mark the upload cleared", &e)),
+        }
+        match lock_existing(&dir, CLEAR_WAIT)? {
+            Hold::Locked(lock) => remove_bucket(&dir, lock),
+            // The writer removes the bucket itself once it sees the mark.
+            Hold::Busy | Hold::Gone => Ok(()),
+        }
+    }
+
+    /// Takes the bucket for a new upload, or fails with 409 when another
+    /// writer, in this or any process, holds it. Whatever a finished upload
+    /// left under this identifier is replaced.
+    pub fn begin_upload(&self, id: &Identifier, size: Option<u64>) -> Result<Upload> {
+        let dir = self.bucket_dir(id);
+        let lock = self.lock_for_writing(id)?;
+        clear_contents(&dir)?;
+        let mut upload = Upload {
+            dir,
+            lock: Some(lock),
+            status: Status::begin(self.format_identifier(id), size),
+            published_at: Instant::now(),
+            published_received: 0,
+        };
+        upload.publish(false)?;
+        Ok(upload)
+    }
+
+    /// Records a failure that happened before an upload could start (a size
+    /// over the limit, a malformed body) so that a polling client sees why;
+    /// a finished upload stored under the identifier is left as it is.
+    pub fn record_failure(&self, id: &Identifier, size: Option<u64>, err: &Error) -> Result<()> {
+        if self.access_upload_bucket(id).status()?.state == State::Done {
+            return Ok(());
+        }
+        let dir = self.bucket_dir(id);
+        let _lock = self.lock_for_writing(id)?;
+        clear_contents(&dir)?;
+        let mut status = Status::begin(self.format_identifier(id), size);
+        status.fail(err);
+        write_status(&dir, &status, false)
+    }
+
+    /// Every bucket's status, ordered by identifier.
+    pub fn list(&self) -> Result<Vec<Status>> {
+        self.identifiers()?
+            .iter()
+            .map(|id| self.access_upload_bucket(id).status())
+            .collect()
+    }
+
+    /// Removes finished uploads whose status is older than `older_than`, and
+    /// interrupted ones of any age; an upload that a live writer holds is
+    /// never touched. Returns the identifiers removed.
+    pub fn gc(&self, older_than: Duration) -> Result<Vec<Identifier>> {
+        let cutoff = SystemTime::now()
+            .checked_sub(older_than)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut removed = Vec::new();
+        for id in self.identifiers()? {
+            let dir = self.bucket_dir(&id);
+            let lock = match lock_existing(&dir, READER_LOCK_WAIT)? {
+                Hold::Locked(lock) => lock,
+                Hold::Busy => continue,
+                Hold::Gone => {
+                    // A bucket without a lock file is a leftover of a writer
+                    // that died before it could make one.
+                    if remove_empty_dir(&dir).is_ok() && !dir.exists() {
+                        removed.push(id);
+                    }
+                    continue;
+                }
+            };
+            let stale = match fs::symlink_metadata(dir.join(STATUS)) {
+                Err(_) => true,
+                Ok(meta) => match read_status_file(&dir)? {
+                    None => true,
+                    Some(s) if s.state == State::Uploading => true,
+                    Some(_) => meta.modified().map(|t| t < cutoff).unwrap_or(false),
+                },
+            };
+            if stale {
+                remove_bucket(&dir, lock)?;
+                removed.push(id);
+            }
+        }
+        Ok(removed)
+    }
+
+    fn identifiers(&self) -> Result<Vec<Identifier>> {
+        let mut ids: Vec<Identifier> = fs::read_dir(&self.dir)
+            .map_err(|e| Error::disk("list the pool directory", &e))?
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.file_type().map(|t| t.is_dir()).unwrap_or(false))
+            .filter_map(|entry| Identifier::parse_id(entry.file_name().to_str()?).ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn bucket_dir(&self, id: &Identifier) -> PathBuf {
+        // Only a validated ID ([A-Za-z0-9-]{1,64}) is ever joined here.
+        self.dir.join(id.as_str())
+    }
+
+    /// Creates the bucket if needed and takes its lock for a writer.
+    fn lock_for_writing(&self, id: &Identifier) -> Result<File> {
+        let dir = self.bucket_dir(id);
+        // A clear may remove the bucket between our mkdir and our lock; a
+        // few rounds settle it.
+        for _ in 0..16 {
+            match DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::disk("create the upload's bucket", &e)),
+            }
+            match fs::symlink_metadata(&dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(not_a_bucket(&dir)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::disk("read the upload's bucket", &e)),
+            }
+            let file = match open_lock(&dir, true) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::disk("open the bucket's lock", &e)),
+            };
+            if !try_lock_for(&file, true, WRITER_LOCK_WAIT)? {
+                return Err(Error::conflict(
+                    "an upload with this identifier is in progress",
+                ));
+            }
+            if is_current_lock(&dir, &file)? {
+                return Ok(file);
+            }
+        }
+        Err(Error::internal("the upload's bucket keeps being removed"))
+    }
+}
+
+/// One upload's bucket, as [`Pool::access_upload_bucket`] gives it: the API
+/// the original handed applications in the WSGI environ.
+#[derive(Debug)]
+pub struct Bucket<'p> {
+    pool: &'p Pool,
+    id: Identifier,
+}
+
+impl Bucket<'_> {
+    /// The identifier of this bucket.
+    pub fn identifier(&self) -> &Identifier {
+        &self.id
+    }
+
+    /// The upload's status, read now. An upload whose writer died is
+    /// reported (and recorded) as `error` / `upload interrupted`.
+    pub fn status(&self) -> Result<Status> {
+        let dir = self.pool.bucket_dir(&self.id);
+        if dir.join(CLEARED).exists() {
+            return Ok(Status::unknown());
+        }
+        let Some(mut status) = read_status_file(&dir)? else {
+            return Ok(Status::unknown());
+        };
+        if status.state == State::Uploading {
+            status = check_writer(&dir, status)?;
+        }
+        if status.state != State::Starting {
+            status.identifier = Some(self.pool.format_identifier(&self.id));
+        }
+        Ok(status)
+    }
+
+    /// The status with each file's absolute `path`: the description handed
+    /// to an application.
+    pub fn description(&self) -> Result<Status> {
+        let mut status = self.status()?;
+        if status.state == State::Done {
+            let dir = self.pool.bucket_dir(&self.id);
+            for (n, file) in status.files.iter_mut().flatten().enumerate() {
+                file.path = Some(dir.join(n.to_string()).to_string_lossy().into_owned());
+            }
+        }
+        Ok(status)
+    }
+
+    /// The path of file `n` (0 is the first) once the upload is complete.
+    pub fn filename(&self, n: usize) -> Result<Option<PathBuf>> {
+        let status = self.status()?;
+        if status.state != State::Done || n >= status.files().len() {
+            return Ok(None);
+        }
+        Ok(Some(self.pool.bucket_dir(&self.id).join(n.to_string())))
+    }
+
+    /// Whether every file of the upload is stored.
+    pub fn is_complete(&self) -> Result<bool> {
+        Ok(self.status()?.is_complete())
+    }
+
+    /// Removes the upload (see [`Pool::clear_upload_bucket`]).
+    pub fn clear(&self) -> Result<()> {
+        self.pool.clear_upload_bucket(&self.id)
+    }
+}
+
+/// An upload being written: holds the bucket's lock until it is finished or
+/// failed (or dropped, which fails it).
+#[derive(Debug)]
+pub struct Upload {
+    dir: PathBuf,
+    lock: Option<File>,
+    status: Status,
+    published_at: Instant,
+    published_received: u64,
+}
+
+/// A file of an upload being received; see [`Upload::create_file`].
+pub struct FileWriter {
+    file: File,
+    index: usize,
+    hasher: digest::Context,
+    length: u64,
+}
+
+impl FileWriter {
+    /// Appends bytes to the file and to its hash.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file
+            .write_all(bytes)
+            .map_err(|e| Error::disk("write the uploaded file", &e))?;
+        self.hasher.update(bytes);
+        self.length += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+impl Upload {
+    /// The identifier as the client must send it.
+    pub fn identifier(&self) -> &str {
+        self.status.identifier.as_deref().unwrap_or("")
+    }
+
+    /// The status as it stands.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// Notes that `received` body bytes have been read, publishing the
+    /// status when 1 MiB or 250 ms have passed since the last time. Fails
+    /// when the upload has been cleared meanwhile.
+    pub fn progress(&mut self, received: u64) -> Result<()> {
+        self.status.received = Some(received);
+        if received - self.published_received.min(received) >= PUBLISH_BYTES
+            || self.published_at.elapsed() >= PUBLISH_INTERVAL
+        {
+            self.publish(false)?;
+        }
+        Ok(())
+    }
+
+    /// Starts file number `files().len()`, stored as `N.part` until complete.
+    pub fn create_file(
+        &mut self,
+        field: &str,
+        filename: &str,
+        content_type: &str,
+    ) -> Result<FileWriter> {
+        let files = self.status.files.get_or_insert_with(Vec::new);
+        let index = files.len();
+        let path = self.dir.join(format!("{index}{PART}"));
+        let file = create_new(&path).map_err(|e| Error::disk("create the uploaded file", &e))?;
+        files.push(FileInfo {
+            field: field.to_owned(),
+            filename: filename.to_owned(),
+            content_type: content_type.to_owned(),
+            length: None,
+            sha256: None,
+            path: None,
+        });
+        if index == 0 {
+            self.status.filename = Some(filename.to_owned());
+            self.status.content_type = Some(content_type.to_owned());
+        }
+        Ok(FileWriter {
+            file,
+            index,
+            hasher: digest::Context::new(&digest::SHA256),
+            length: 0,
+        })
+    }
+
+    /// Makes a file complete: flushed to disk, then renamed to its final
+    /// name, so that no reader ever takes a partial file for a whole one.
+    pub fn complete_file(&mut self, writer: FileWriter) -> Result<()> {
+        let FileWriter {
+            file,
+            index,
+            hasher,
+            length,
+        } = writer;
+        file.sync_data()
+            .map_err(|e| Error::disk("flush the uploaded file", &e))?;
+        drop(file);
+        fs::rename(
+            self.dir.join(format!("{index}{PART}")),
+            self.dir.join(index.to_string()),
+        )
+        .map_err(|e| Error::disk("rename the uploaded file", &e))?;
+        if let Some(info) = self.status.files.as_mut().and_then(|f| f.get_mut(index)) {
+            info.length = Some(length);
+            info.sha256 = Some(to_hex(hasher.finish().as_ref()));
+        }
+        self.publish(false)
+    }
+
+    /// Records a non-file form field.
+    pub fn add_field(&mut self, name: String, value: String) {
+        self.status
+            .fields
+            .get_or_insert_with(Default::default)
+            .entry(name)
+            .or_default()
+            .push(value);
+    }
+
+    /// Ends the upload in state `done`, durably, and returns its description.
+    pub fn finish(mut self) -> Result<Status> {
+        if self.dir.join(CLEARED).exists() {
+            let err = cleared_error();
+            self.fail_inner(&err);
+            return Err(err);
+        }
+        sync_dir(&self.dir)?;
+        self.status.state = State::Done;
+        write_status(&self.dir, &self.status, true)?;
+        sync_dir(&self.dir)?;
+        self.lock = None;
+        Ok(self.status.clone())
+    }
+
+    /// Ends the upload in state `error` with `err`, removing its files. An
+    /// upload that was cleared meanwhile is removed whole.
+    pub fn fail(mut self, err: &Error) {
+        self.fail_inner(err);
+    }
+
+    fn fail_inner(&mut self, err: &Error) {
+        let Some(lock) = self.lock.take() else { return };
+        if self.dir.join(CLEARED).exists() {
+            let _ = remove_bucket(&self.dir, lock);
+            return;
+        }
+        self.status.fail(err);
+        let _ = clear_contents(&self.dir);
+        let _ = write_status(&self.dir, &self.status, false);
+        drop(lock);
+    }
+
+    fn publish(&mut self, durable: bool) -> Result<()> {
+        if self.dir.join(CLEARED).exists() {
+            return Err(cleared_error());
+        }
+        write_status(&self.dir, &self.status, durable)?;
+        self.published_at = Instant::now();
+        self.published_received = self.status.received.unwrap_or(0);
+        Ok(())
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        // Reached only when a caller returned early without finishing or
+        // failing the upload; the status must not stay `uploading`.
+        if self.lock.is_some() {
+            self.fail_inner(&Error::internal("upload abandoned"));
+        }
+    }
+}
+
+fn cleared_error() -> Error {
+    Error::new(410, "upload cleared")
+}
+
+fn not_a_bucket(dir: &Path) -> Error {
+    Error::internal(format!(
+        "{} is not a directory: refusing to follow it",
+        dir.display()
+    ))
+}
+
+enum Hold {
+    Locked(File),
+    Busy,
+    Gone,
+}
+
+/// Takes the exclusive lock of an existing bucket, waiting up to `wait`.
+fn lock_existing(dir: &Path, wait: Duration) -> Result<Hold> {
+    let file = match open_lock(dir, false) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Hold::Gone),
+        Err(e) => return Err(Error::disk("open the bucket's lock", &e)),
+    };
+    if !try_lock_for(&file, true, wait)? {
+        return Ok(Hold::Busy);
+    }
+    if !is_current_lock(dir, &file)? {
+        return Ok(Hold::Gone);
+    }
+    Ok(Hold::Locked(file))
+}
+
+/// A reader found `uploading`: is the writer still there?
+fn check_writer(dir: &Path, status: Status) -> Result<Status> {
+    let file = match open_lock(dir, false) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(interrupted(status)),
+        Err(e) => return Err(Error::disk("open the bucket's lock", &e)),
+    };
+    if !try_lock_for(&file, false, READER_LOCK_WAIT)? {
+        return Ok(status);
+    }
+    // The writer may have finished between our read and our lock.
+    let Some(status) = read_status_file(dir)? else {
+        return Ok(Status::unknown());
+    };
+    if status.state != State::Uploading {
+        return Ok(status);
+    }
+    let status = interrupted(status);
+    // Record it, and remove the partial files, if no other reader is busy
+    // with the same; else only report it.
+    if FileExt::try_lock_exclusive(&file).is_ok() && is_current_lock(dir, &file)? {
+        remove_parts(dir)?;
+        write_status(dir, &status, false)?;
+    }
+    Ok(status)
+}
+
+fn interrupted(mut status: Status) -> Status {
+    status.fail(&Error::internal(INTERRUPTED));
+    status
+}
+
+fn read_status_file(dir: &Path) -> Result<Option<Status>> {
+    let bytes = match read_nofollow(&dir.join(STATUS)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::disk("read the upload's status", &e)),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::internal(format!("the upload's status is damaged: {e}")))
+}
+
+fn write_status(dir: &Path, status: &Status, durable: bool) -> Result<()> {
+    let tmp = dir.join(STATUS_TMP);
+    let bytes = serde_json::to_vec(status)
+        .map_err(|e| Error::internal(format!("cannot encode the status: {e}")))?;
+    let write = || -> io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
+        f.write_all(&bytes)?;
+        if durable {
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, dir.join(STATUS))
+    };
+    write().map_err(|e| Error::disk("write the upload's status", &e))
+}
+
+/// Removes everything in a bucket but its lock (whose holder we are).
+fn clear_contents(dir: &Path) -> Result<()> {
+    remove_entries(dir, |name| name != LOCK)
+}
+
+fn remove_parts(dir: &Path) -> Result<()> {
+    remove_entries(dir, |name| name.ends_with(PART))
+}
+
+fn remove_entries(dir: &Path, selected: impl Fn(&str) -> bool) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::disk("list the upload's bucket", &e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::disk("list the upload's bucket", &e))?;
+        let name = entry.file_name();
+        if !selected(&name.to_string_lossy()) {
+            continue;
+        }
+        let path = entry.path();
+        // A directory nobody of ours made: remove it without following links.
+        let result = match entry.file_type() {
+            Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+            _ => fs::remove_file(&path),
+        };
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::disk("remove a file of the upload", &e)),
+        }
+    }
+    Ok(())
+}
+
+/// Removes a bucket whose lock we hold: its contents, the lock, the directory.
+fn remove_bucket(dir: &Path, lock: File) -> Result<()> {
+    clear_contents(dir)?;
+    match fs::remove_file(dir.join(LOCK)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::disk("remove the bucket's lock", &e)),
+    }
+    drop(lock);
+    remove_empty_dir(dir)
+}
+
+fn remove_empty_dir(dir: &Path) -> Result<()> {
+    match fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        // A new writer has already come: the bucket is its now.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(Error::disk("remove the upload's bucket", &e)),
+    }
+}
+
+fn open_lock(dir: &Path, create: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir.join(LOCK))
+}
+
+/// Whether the lock file we hold is still the one at the bucket's path (a
+/// clear may have removed it, and a new writer made another, meanwhile).
+fn is_current_lock(dir: &Path, file: &File) -> Result<bool> {
+    let held = file
+        .metadata()
+        .map_err(|e| Error::disk("read the bucket's lock", &e))?;
+    match fs::symlink_metadata(dir.join(LOCK)) {
+        Ok(now) => Ok(now.ino() == held.ino() && now.dev() == held.dev()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::disk("read the bucket's lock", &e)),
+    }
+}
+
+/// Tries a lock until `wait` has passed; `false` when someone else holds it.
+fn try_lock_for(file: &File, exclusive: bool, wait: Duration) -> Result<bool> {
+    let start = Instant::now();
+    loop {
+        let result = if exclusive {
+            FileExt::try_lock_exclusive(file)
+        } else {
+            FileExt::try_lock_shared(file)
+        };
+        match result {
+            Ok(()) => return Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+                if start.elapsed() >= wait {
+                    return Ok(false);
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(Error::disk("lock the upload's bucket", &e)),
+        }
+    }
+}
+
+fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut f, &mut bytes)?;
+    Ok(bytes)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::disk("flush the upload's bucket", &e))
+}

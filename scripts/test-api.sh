@@ -106,6 +106,23 @@ c=$(curl -s -o "$WORK/out" -w '%{http_code}' -F "a=@$WORK/a.txt" -F "b=@$WORK/a.
 check "too many files" 413 "$c"
 ls "$POOL/many" | grep -qv -e '^lock$' -e '^status.json$' && fail "files left after too many files" || ok
 
+# A refused request that declares a huge Content-Length must not bring the
+# daemon down (upstream tiny_http allocated the declared length to drain it).
+r=$(python3 - "${URL#http://}" <<'PY'
+import socket, sys
+host, port = sys.argv[1].split(":")
+s = socket.create_connection((host, int(port)), timeout=10)
+s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=X\r\n"
+          b"Content-Length: 1000000000000000000\r\n\r\n--X\r\n")
+print(s.recv(4096).split(b"\r\n")[0].decode())
+s.close()
+PY
+)
+check "huge Content-Length" "HTTP/1.1 413 Payload Too Large" "$r"
+sleep 0.2
+kill -0 "$DAEMON_PID" 2>/dev/null && ok || fail "daemon died after a huge Content-Length"
+check "still serving" '{"state":"starting"}' "$(curl -s "$URL/upload/status?X-Progress-ID=fresh-3")"
+
 # Wrong media type, method, path.
 c=$(curl -s -o /dev/null -w '%{http_code}' -d 'x=1' "$URL/upload")
 check "415 without multipart" 415 "$c"

@@ -49,12 +49,12 @@ print(json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) or v is None 
 ' "$1" "$2"
 }
 
-# start_daemon NAME [ARGS...]: starts `fileupload ARGS serve` on a free
+# start_daemon NAME [ARGS...]: starts `fileupload serve ARGS` on a free
 # loopback port; sets URL and DAEMON_PID; the log goes to $WORK/NAME.log.
 start_daemon() {
   local name=$1; shift
   local log="$WORK/$name.log"
-  "$BIN" "$@" serve --listen 127.0.0.1:0 2>"$log" &
+  "$BIN" serve --listen 127.0.0.1:0 "$@" 2>"$log" &
   DAEMON_PID=$!
   PIDS+=("$DAEMON_PID")
   local i

@@ -45,9 +45,8 @@ const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
 /// How long a writer waits for a bucket lock that a status reader may hold
 /// for a moment before it concludes another writer has it.
 const WRITER_LOCK_WAIT: Duration = Duration::from_millis(100);
-/// How long a reader waits for a lock that another reader may hold while it
-/// records an interrupted upload.
-const READER_LOCK_WAIT: Duration = Duration::from_millis(20);
+/// How long `gc` waits for a lock that a status reader may hold for a moment.
+const GC_LOCK_WAIT: Duration = Duration::from_millis(20);
 /// How long a clear waits for the writer of an upload in progress to notice.
 const CLEAR_WAIT: Duration = Duration::from_secs(2);
 
@@ -208,7 +207,7 @@ impl Pool {
         let mut removed = Vec::new();
         for id in self.identifiers()? {
             let dir = self.bucket_dir(&id);
-            let lock = match lock_existing(&dir, READER_LOCK_WAIT)? {
+            let lock = match lock_existing(&dir, GC_LOCK_WAIT)? {
                 Hold::Locked(lock) => lock,
                 Hold::Busy => continue,
                 Hold::Gone => {
@@ -567,7 +566,10 @@ fn check_writer(dir: &Path, status: Status) -> Result<Status> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(interrupted(status)),
         Err(e) => return Err(Error::disk("open the bucket's lock", &e)),
     };
-    if !try_lock_for(&file, false, READER_LOCK_WAIT)? {
+    // One try, no wait: a status read must never queue behind a writer. The
+    // lock is also held, for a moment, by a reader recording an interrupted
+    // upload; missing that only delays the news to the next poll.
+    if !try_lock_for(&file, false, Duration::ZERO)? {
         return Ok(status);
     }
     // The writer may have finished between our read and our lock.

@@ -339,6 +339,16 @@ impl Server {
                         }));
                     }
 
+                    // fileupload patch: an accept error that passes (a receive
+                    // timeout on the listener, which Linux applies to accept
+                    // too; an aborted handshake; running out of descriptors
+                    // under a flood) must not stop the server for good.
+                    Err(e) if accept_error_is_transient(&e) => {
+                        if e.raw_os_error().map_or(false, is_resource_shortage) {
+                            thread::sleep(std::time::Duration::from_millis(10));
+                        }
+                        continue;
+                    }
                     Err(e) => {
                         log::error!("Error accepting new client: {}", e);
                         inside_messages.push(e.into());
@@ -417,6 +427,20 @@ impl Iterator for IncomingRequests<'_> {
     fn next(&mut self) -> Option<Request> {
         self.server.recv().ok()
     }
+}
+
+/// fileupload patch: errors after which accepting again can succeed.
+fn accept_error_is_transient(e: &IoError) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        WouldBlock | TimedOut | Interrupted | ConnectionAborted | ConnectionReset
+    ) || e.raw_os_error().map_or(false, is_resource_shortage)
+}
+
+/// fileupload patch: EMFILE, ENFILE, ENOBUFS, ENOMEM on Linux.
+fn is_resource_shortage(code: i32) -> bool {
+    matches!(code, 24 | 23 | 105 | 12)
 }
 
 impl Drop for Server {

@@ -224,6 +224,7 @@ impl Pool {
                 Ok(meta) => match read_status_file(&dir)? {
                     None => true,
                     Some(s) if s.state == State::Uploading => true,
+                    Some(s) if s.error.as_deref() == Some(INTERRUPTED) => true,
                     Some(_) => meta.modified().map(|t| t < cutoff).unwrap_or(false),
                 },
             };
@@ -304,6 +305,12 @@ impl Bucket<'_> {
     /// reported (and recorded) as `error` / `upload interrupted`.
     pub fn status(&self) -> Result<Status> {
         let dir = self.pool.bucket_dir(&self.id);
+        match fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Status::unknown()),
+            Err(e) => return Err(Error::disk("read the upload's bucket", &e)),
+            Ok(m) if !m.is_dir() => return Err(not_a_bucket(&dir)),
+            Ok(_) => {}
+        }
         if dir.join(CLEARED).exists() {
             return Ok(Status::unknown());
         }

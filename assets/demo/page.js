@@ -208,6 +208,4 @@
   for (const type of ['dragover', 'drop']) {
     window.addEventListener(type, (event) => event.preventDefault());
   }
-
-  document.documentElement.classList.add('js');
 })();

@@ -21,6 +21,7 @@ pub struct App {
     takes_uploads: bool,
     max_uploads: usize,
     uploads: AtomicUsize,
+    demo: bool,
 }
 
 /// What a request asks for, from its method, path and query.
@@ -91,7 +92,14 @@ impl App {
             takes_uploads,
             max_uploads,
             uploads: AtomicUsize::new(0),
+            demo: false,
         }
+    }
+
+    /// Also serves the demo pages (see [`crate::demo`]) at `/` and `/iframe`.
+    pub fn with_demo(mut self, demo: bool) -> App {
+        self.demo = demo;
+        self
     }
 
     /// The pool this app serves.
@@ -107,6 +115,12 @@ impl App {
     /// Routes the request and answers it.
     pub fn handle(&self, request: Request<'_>) -> Response {
         let route = route(&request.method, &request.path, &request.query);
+        if route == Route::NotFound
+            && self.demo
+            && let Some(page) = crate::demo::page(&request.method, &request.path)
+        {
+            return page;
+        }
         let params = request.params();
         let mut identifier = None;
         let mut callback = None;

@@ -170,4 +170,8 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub grace: String,
+    /// Do not serve the demo pages at / and /iframe (in the variable:
+    /// 1, true, yes or on).
+    #[arg(long, env = "FILEUPLOAD_NO_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_demo: bool,
 }

@@ -86,7 +86,8 @@ fn serve(config: Config, args: &ServeArgs) -> Result<ExitCode, String> {
     if options.idle_timeout.is_zero() {
         return Err("--idle-timeout: must be more than 0".into());
     }
-    daemon::serve(config.app(options.max_uploads), &options)?;
+    let app = config.app(options.max_uploads).with_demo(!args.no_demo);
+    daemon::serve(app, &options)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The demo pages as HTTP resources: served at / and /iframe with their
+# style, scripts and policy; not served with --no-demo or
+# FILEUPLOAD_NO_DEMO; never in the way of the protocol.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+# start_serving NAME [SERVE ARGS...]: like start_daemon, with arguments
+# after `serve` (start_daemon puts its own before it).
+start_serving() {
+  local name=$1; shift
+  local log="$WORK/$name.log" i
+  "$BIN" --directory "$WORK/pool" serve --listen 127.0.0.1:0 "$@" 2>"$log" &
+  DAEMON_PID=$!
+  PIDS+=("$DAEMON_PID")
+  for i in $(seq 1 100); do
+    URL=$(sed -n 's/^fileupload: listening on \(http:[^ ]*\).*/\1/p' "$log" | head -n 1)
+    [ -n "$URL" ] && return 0
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "daemon $name did not start:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+start_daemon demo --directory "$WORK/pool"
+
+h=$(curl -s -D - -o "$WORK/index.html" "$URL/")
+check_contains "index served" "200 OK" "$h"
+check_contains "index type" "Content-Type: text/html; charset=utf-8" "$h"
+check_contains "index policy" "Content-Security-Policy: default-src 'none'; script-src 'self'" "$h"
+check_contains "index nosniff" "X-Content-Type-Options: nosniff" "$h"
+check_contains "index has the file input" '<input type="file" id="files" name="file" multiple' "$(cat "$WORK/index.html")"
+check_contains "index labels the input" '<label for="files"' "$(cat "$WORK/index.html")"
+
+h=$(curl -s -D - -o "$WORK/iframe.html" "$URL/iframe")
+check_contains "iframe page served" "200 OK" "$h"
+check_contains "iframe page form" 'target="transport"' "$(cat "$WORK/iframe.html")"
+check_contains "iframe page iframe" '<iframe name="transport"' "$(cat "$WORK/iframe.html")"
+
+# Every file the pages refer to is served, with its type.
+for page in index iframe; do
+  for ref in $(grep -o -E '(src|href)="demo/[^"]+"' "$WORK/$page.html" | sed -E 's/.*"(demo\/[^"]+)"/\1/'); do
+    c=$(curl -s -o /dev/null -w '%{http_code} %{content_type}' "$URL/$ref")
+    case "$ref" in
+      *.css) want="200 text/css; charset=utf-8" ;;
+      *.js) want="200 text/javascript; charset=utf-8" ;;
+      *.svg) want="200 image/svg+xml" ;;
+      *) want="200 ?" ;;
+    esac
+    check "$page refers to $ref" "$want" "$c"
+  done
+done
+# HEAD answers too; other methods on the pages are not the demo's.
+check "HEAD /" 200 "$(curl -s -I -o /dev/null -w '%{http_code}' "$URL/")"
+check "POST /" 404 "$(curl -s -o /dev/null -w '%{http_code}' -d x=1 "$URL/")"
+check "unknown demo file" 404 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/demo/missing.js")"
+# The protocol is untouched beside the pages.
+check "status beside the demo" '{"state":"starting"}' "$(curl -s "$URL/upload/status?X-Progress-ID=beside-demo")"
+
+# --no-demo, and its variable: no pages, the protocol as before.
+for how in flag env-1 env-true; do
+  case "$how" in
+    flag) start_serving "no-demo-$how" --no-demo ;;
+    env-1) FILEUPLOAD_NO_DEMO=1 start_daemon "no-demo-$how" --directory "$WORK/pool" ;;
+    env-true) FILEUPLOAD_NO_DEMO=true start_daemon "no-demo-$how" --directory "$WORK/pool" ;;
+  esac
+  check "$how: no /" 404 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/")"
+  check "$how: no /iframe" 404 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/iframe")"
+  check "$how: no script" 404 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/demo/page.js")"
+  check "$how: status still" '{"state":"starting"}' "$(curl -s "$URL/upload/status?X-Progress-ID=no-demo")"
+done
+FILEUPLOAD_NO_DEMO=0 start_daemon demo-env-0 --directory "$WORK/pool"
+check "FILEUPLOAD_NO_DEMO=0 keeps the demo" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/")"
+
+finish

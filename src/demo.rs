@@ -1,0 +1,168 @@
+//! The demo pages that `fileupload serve` shows at `/` and `/iframe`: the
+//! reference browser client of the protocol, and the original's iframe
+//! transport. They are compiled into the binary so that they work offline
+//! and always match the server they ship with.
+//!
+//! The pages use relative URLs only (`upload`, `upload/status`, `demo/…`),
+//! so they keep working wherever the daemon's root is mounted.
+
+use crate::http::Response;
+
+/// What the demo responses allow the browser to load: this origin only.
+/// Nothing is fetched from elsewhere, and no inline script or style is
+/// needed, so a page that someone managed to inject markup into still could
+/// not run it.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-src 'self'; \
+     form-action 'self'; base-uri 'none'; frame-ancestors 'self'";
+
+/// One file of the demo, served from the binary.
+struct Asset {
+    path: &'static str,
+    content_type: &'static str,
+    body: &'static str,
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        path: "/",
+        content_type: HTML,
+        body: include_str!("../assets/demo/index.html"),
+    },
+    Asset {
+        path: "/iframe",
+        content_type: HTML,
+        body: include_str!("../assets/demo/iframe.html"),
+    },
+    Asset {
+        path: "/demo/demo.css",
+        content_type: CSS,
+        body: include_str!("../assets/demo/demo.css"),
+    },
+    Asset {
+        path: "/demo/icon.svg",
+        content_type: "image/svg+xml",
+        body: include_str!("../assets/demo/icon.svg"),
+    },
+    Asset {
+        path: "/demo/common.js",
+        content_type: JS,
+        body: include_str!("../assets/demo/common.js"),
+    },
+    Asset {
+        path: "/demo/page.js",
+        content_type: JS,
+        body: include_str!("../assets/demo/page.js"),
+    },
+    Asset {
+        path: "/demo/iframe.js",
+        content_type: JS,
+        body: include_str!("../assets/demo/iframe.js"),
+    },
+];
+
+/// The demo's answer to a request, or `None` when the request is not for
+/// one of its pages (the core then answers as usual).
+///
+/// Only exact paths that the protocol's routes never take are served, so
+/// the demo can neither shadow nor change the protocol.
+///
+/// ```
+/// use fileupload::demo::page;
+/// let index = page("GET", "/").unwrap();
+/// assert_eq!(index.status, 200);
+/// assert_eq!(index.header("Content-Type"), Some("text/html; charset=utf-8"));
+/// assert!(page("GET", "/iframe").is_some());
+/// assert!(page("POST", "/").is_none());
+/// assert!(page("GET", "/upload").is_none());
+/// ```
+pub fn page(method: &str, path: &str) -> Option<Response> {
+    if !matches!(method, "GET" | "HEAD") {
+        return None;
+    }
+    let asset = ASSETS.iter().find(|a| a.path == path)?;
+    Some(
+        Response::new(200, asset.content_type, asset.body.as_bytes().to_vec())
+            .with_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+            .with_header("X-Content-Type-Options", "nosniff")
+            .with_header("Referrer-Policy", "no-referrer"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{Route, route};
+
+    #[test]
+    fn never_takes_a_protocol_route() {
+        for asset in ASSETS {
+            assert_eq!(
+                route("GET", asset.path, ""),
+                Route::NotFound,
+                "{}",
+                asset.path
+            );
+        }
+    }
+
+    #[test]
+    fn serves_every_asset_with_its_policy() {
+        for asset in ASSETS {
+            for method in ["GET", "HEAD"] {
+                let r = page(method, asset.path).unwrap();
+                assert_eq!(r.status, 200);
+                assert_eq!(r.header("Content-Type"), Some(asset.content_type));
+                assert_eq!(
+                    r.header("Content-Security-Policy"),
+                    Some(CONTENT_SECURITY_POLICY)
+                );
+                assert!(!r.body.is_empty());
+            }
+        }
+        assert!(page("GET", "/index.html").is_none());
+        assert!(page("GET", "/demo/").is_none());
+        assert!(page("DELETE", "/iframe").is_none());
+    }
+
+    /// Every `src=` and `href=` in the pages names a file the demo serves:
+    /// nothing comes from elsewhere, and nothing is missing.
+    #[test]
+    fn pages_load_only_their_own_files() {
+        for page_path in ["/", "/iframe"] {
+            let html = ASSETS.iter().find(|a| a.path == page_path).unwrap().body;
+            let mut refs = 0;
+            for attr in ["src=\"", "href=\""] {
+                for (at, _) in html.match_indices(attr) {
+                    let rest = &html[at + attr.len()..];
+                    let target = &rest[..rest.find('"').unwrap()];
+                    let absolute = match target {
+                        "." | "./" => "/".to_owned(),
+                        t if t.starts_with('/') => t.to_owned(),
+                        t => format!("/{t}"),
+                    };
+                    assert!(
+                        ASSETS.iter().any(|a| a.path == absolute),
+                        "{page_path} refers to {target}, which the demo does not serve"
+                    );
+                    refs += 1;
+                }
+            }
+            assert!(refs >= 3, "{page_path} loads its style and scripts");
+        }
+        for asset in ASSETS {
+            // The SVG namespace is a name, not an address; nothing else may
+            // mention another host.
+            let body = asset
+                .body
+                .replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+            for needle in ["http:", "https:", "//cdn", "@import", "url("] {
+                assert!(!body.contains(needle), "{} mentions {needle}", asset.path);
+            }
+        }
+    }
+}

@@ -5,25 +5,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-# start_serving NAME [SERVE ARGS...]: like start_daemon, with arguments
-# after `serve` (start_daemon puts its own before it).
-start_serving() {
-  local name=$1; shift
-  local log="$WORK/$name.log" i
-  "$BIN" --directory "$WORK/pool" serve --listen 127.0.0.1:0 "$@" 2>"$log" &
-  DAEMON_PID=$!
-  PIDS+=("$DAEMON_PID")
-  for i in $(seq 1 100); do
-    URL=$(sed -n 's/^fileupload: listening on \(http:[^ ]*\).*/\1/p' "$log" | head -n 1)
-    [ -n "$URL" ] && return 0
-    kill -0 "$DAEMON_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "daemon $name did not start:" >&2
-  cat "$log" >&2
-  return 1
-}
-
 start_daemon demo --directory "$WORK/pool"
 
 h=$(curl -s -D - -o "$WORK/index.html" "$URL/")
@@ -62,7 +43,7 @@ check "status beside the demo" '{"state":"starting"}' "$(curl -s "$URL/upload/st
 # --no-demo, and its variable: no pages, the protocol as before.
 for how in flag env-1 env-true; do
   case "$how" in
-    flag) start_serving "no-demo-$how" --no-demo ;;
+    flag) start_daemon "no-demo-$how" --directory "$WORK/pool" --no-demo ;;
     env-1) FILEUPLOAD_NO_DEMO=1 start_daemon "no-demo-$how" --directory "$WORK/pool" ;;
     env-true) FILEUPLOAD_NO_DEMO=true start_daemon "no-demo-$how" --directory "$WORK/pool" ;;
   esac

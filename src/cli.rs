@@ -113,6 +113,11 @@ pub enum Command {
     },
     /// Run the HTTP daemon.
     Serve(ServeArgs),
+    /// Answer one request as a CGI program (RFC 3875); the default when
+    /// started by a web server (GATEWAY_INTERFACE set) with no subcommand.
+    Cgi(CgiArgs),
+    /// Run a FastCGI responder.
+    Fastcgi(FastcgiArgs),
 }
 
 /// Identifier subcommands.
@@ -170,4 +175,78 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub grace: String,
+    /// After a successful upload, POST its description to this URL and
+    /// relay the answer.
+    #[arg(long, env = "FILEUPLOAD_BACKEND", value_name = "URL")]
+    pub backend: Option<String>,
+}
+
+/// Options of the CGI front end.
+#[derive(Debug, Args)]
+pub struct CgiArgs {
+    /// After a successful upload, POST its description to this URL and
+    /// relay the answer.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_BACKEND",
+        value_name = "URL",
+        conflicts_with = "exec"
+    )]
+    pub backend: Option<String>,
+    /// After a successful upload, run PROGRAM as a CGI program with the
+    /// description on its stdin; other requests go to it unchanged. Takes
+    /// every argument after it.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_EXEC",
+        num_args = 1..,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM [ARGS]..."
+    )]
+    pub exec: Vec<std::ffi::OsString>,
+}
+
+/// Options of the FastCGI responder.
+#[derive(Debug, Args)]
+pub struct FastcgiArgs {
+    /// Address to listen on: HOST:PORT, or unix:PATH; without it, the
+    /// listening socket inherited as file descriptor 0.
+    #[arg(long, env = "FILEUPLOAD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Worker threads for status and other short requests.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_THREADS",
+        default_value_t = 8,
+        value_name = "N"
+    )]
+    pub threads: usize,
+    /// Uploads in progress at once; one more gets 503 with Retry-After.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_MAX_UPLOADS",
+        default_value_t = 32,
+        value_name = "N"
+    )]
+    pub max_uploads: usize,
+    /// Close a connection that sends nothing for this long.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_IDLE_TIMEOUT",
+        default_value = "60s",
+        value_name = "DURATION"
+    )]
+    pub idle_timeout: String,
+    /// On SIGINT or SIGTERM, let uploads in progress finish for this long.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_GRACE",
+        default_value = "10s",
+        value_name = "DURATION"
+    )]
+    pub grace: String,
+    /// After a successful upload, POST its description to this URL and
+    /// relay the answer.
+    #[arg(long, env = "FILEUPLOAD_BACKEND", value_name = "URL")]
+    pub backend: Option<String>,
 }

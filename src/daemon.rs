@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tiny_http::{Header, ListenAddr, Server};
 
-use crate::app::App;
+use crate::forward::Service;
 use crate::http::Request;
 use crate::{log, signal};
 
@@ -35,7 +35,7 @@ pub struct Options {
 /// Serves until SIGINT or SIGTERM. Each upload holds a worker for its
 /// duration, so there are `threads + max_uploads` workers: with every
 /// upload slot taken, `threads` workers still answer status at once.
-pub fn serve(app: App, options: &Options) -> Result<(), String> {
+pub fn serve(service: Service, options: &Options) -> Result<(), String> {
     let (server, control) = bind(options)?;
     let server = Arc::new(server);
     eprintln!(
@@ -43,7 +43,7 @@ pub fn serve(app: App, options: &Options) -> Result<(), String> {
         describe(&server.server_addr())
     );
     signal::install();
-    let app = Arc::new(app);
+    let app = Arc::new(service);
     let failed = Arc::new(AtomicBool::new(false));
     for n in 0..options.threads.max(1) + options.max_uploads {
         let (server, app, failed) = (server.clone(), app.clone(), failed.clone());
@@ -59,10 +59,10 @@ pub fn serve(app: App, options: &Options) -> Result<(), String> {
     // SAFETY: shutdown(2) on a socket we own; it only changes its state.
     unsafe { libc::shutdown(control.as_raw_fd(), libc::SHUT_RDWR) };
     let deadline = Instant::now() + options.grace;
-    while app.uploads_in_progress() > 0 && Instant::now() < deadline {
+    while app.app().uploads_in_progress() > 0 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
     }
-    let left = app.uploads_in_progress();
+    let left = app.app().uploads_in_progress();
     if left > 0 {
         eprintln!(
             "fileupload: stopping with {left} upload(s) unfinished after the grace period; they end as interrupted"
@@ -75,7 +75,7 @@ pub fn serve(app: App, options: &Options) -> Result<(), String> {
     Ok(())
 }
 
-fn work(server: &Server, app: &App, failed: &AtomicBool) {
+fn work(server: &Server, app: &Service, failed: &AtomicBool) {
     while !signal::stop_requested() && !failed.load(Ordering::SeqCst) {
         match server.recv_timeout(Duration::from_millis(200)) {
             Ok(Some(request)) => answer(app, request),
@@ -101,7 +101,7 @@ impl Read for LazyBody<'_> {
     }
 }
 
-fn answer(app: &App, mut request: tiny_http::Request) {
+fn answer(app: &Service, mut request: tiny_http::Request) {
     let started = Instant::now();
     let method = request.method().as_str().to_ascii_uppercase();
     let url = request.url().to_owned();

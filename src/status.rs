@@ -160,7 +160,10 @@ impl Status {
 /// assert_eq!(clean_filename("a;b%22q%22%0D%0A.txt"), "a;b\"q\".txt");
 /// ```
 pub fn clean_filename(name: &str) -> String {
-    let name = name.replace("%22", "\"").replace("%0D", "").replace("%0A", "");
+    let name = name
+        .replace("%22", "\"")
+        .replace("%0D", "")
+        .replace("%0A", "");
     let last = name.rsplit(['/', '\\']).next().unwrap_or(&name);
     strip_controls(last)
 }

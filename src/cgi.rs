@@ -257,16 +257,30 @@ pub fn run(service: &Service) -> io::Result<()> {
             v.to_string_lossy().into_owned(),
         )
     });
-    let response = match head(vars) {
+    let limit = match head(vars) {
         Ok(head) => {
             let limit = head.content_length.unwrap_or(u64::MAX);
             let mut body = io::stdin().lock().take(limit);
-            service.handle(head.into_request(&mut body))
+            let response = service.handle(head.into_request(&mut body));
+            answer(&response)?;
+            body.limit()
         }
-        Err(e) => crate::app::error_response(&e, None),
+        Err(e) => {
+            answer(&crate::app::error_response(&e, None))?;
+            0
+        }
     };
+    // A server still writing the body must be able to finish: fcgiwrap
+    // turns an answer given before the body was read (a 413 judged on
+    // CONTENT_LENGTH) into a 502 when it meets a closed pipe. The answer
+    // is already out; the rest of the body is read and dropped.
+    let _ = io::copy(&mut io::stdin().lock().take(limit), &mut io::sink());
+    Ok(())
+}
+
+fn answer(response: &Response) -> io::Result<()> {
     let mut out = io::stdout().lock();
-    out.write_all(&encode_response(&response))?;
+    out.write_all(&encode_response(response))?;
     out.flush()
 }
 

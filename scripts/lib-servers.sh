@@ -1,0 +1,193 @@
+# Helpers of the tests under real web servers (Apache, nginx, lighttpd);
+# sourced after lib.sh, not run. Servers run as normal foreground
+# processes on free loopback ports, with configs in $WORK, and are stopped
+# by PID in lib.sh's trap.
+
+# As root, Apache and lighttpd hand requests to workers of this user; the
+# CGI program runs as it, so the pool and the test files must be its.
+WEB_USER=www-data
+WEB_GROUP=www-data
+chmod 755 "$WORK"
+
+for tool in apache2 nginx lighttpd fcgiwrap spawn-fcgi curl python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (.ci/run installs it)" >&2; exit 1; }
+done
+
+APACHE_MODULES=/usr/lib/apache2/modules
+
+# The upload every server gets, made once per script.
+BIG="$WORK/big.bin"
+head -c $((200 * 1024 * 1024)) /dev/urandom >"$BIG"
+BIG_SHA=$(sha256sum <"$BIG" | cut -d' ' -f1)
+# Larger than FILEUPLOAD_MAX_SIZE; sparse, so it costs no disk.
+HUGE="$WORK/huge.bin"
+truncate -s 300M "$HUGE"
+MAX_SIZE=250M
+printf 'hello from the app test\n' >"$WORK/small.txt"
+chmod 644 "$BIG" "$HUGE" "$WORK/small.txt"
+
+# Servers run in sessions of their own (see start); stopping one stops its
+# process group, the workers it forked with it.
+SERVER_PIDS=()
+stop_servers() {
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do
+    kill -- "-$pid" 2>/dev/null || true
+  done
+  cleanup
+}
+trap stop_servers EXIT
+
+# jget TEXT EXPRESSION: like json, but a reply that is not JSON gives
+# "<not JSON: …>" (and a failed check) instead of stopping the script.
+jget() {
+  json "$1" "$2" 2>/dev/null || echo "<not JSON: ${1:0:80}>"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start NAME COMMAND...: runs COMMAND in the background, its output in
+# $WORK/NAME.log; sets LAST_PID.
+start() {
+  local name=$1; shift
+  # Its own session: Apache stops its workers with killpg(2), which
+  # would stop this script too.
+  setsid "$@" >"$WORK/$name.log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+  SERVER_PIDS+=("$LAST_PID")
+}
+
+# wait_url URL: until something answers HTTP there (5 s at most).
+wait_url() {
+  local i
+  for i in $(seq 1 100); do
+    curl -s -o /dev/null "$1" && return 0
+    sleep 0.05
+  done
+  echo "nothing answers at $1; the logs:" >&2
+  tail -n 20 "$WORK"/*.log "$WORK"/*/error.log >&2 2>/dev/null || true
+  return 1
+}
+
+# new_pool NAME: an empty pool directory the web user owns.
+new_pool() {
+  local dir="$WORK/$1-pool"
+  mkdir -p "$dir"
+  chown "$WEB_USER:$WEB_GROUP" "$dir"
+  chmod 700 "$dir"
+  echo "$dir"
+}
+
+# The tiny CGI application of the --exec tests: for a description (JSON
+# on stdin) it proves it can read the file at the path it was given;
+# anything else it echoes.
+APP="$WORK/app.sh"
+cat >"$APP" <<'EOF'
+#!/bin/sh
+if [ "$CONTENT_TYPE" = application/json ]; then
+  desc=$(cat)
+  path=$(printf '%s' "$desc" | python3 -c 'import json, sys; print(json.load(sys.stdin)["files"][0]["path"])')
+  sha=$(sha256sum <"$path" | cut -d' ' -f1)
+  printf 'Status: 200 OK\r\nContent-Type: application/json\r\nX-App-Sha256: %s\r\nX-App-Length: %s\r\n\r\n' "$sha" "$CONTENT_LENGTH"
+  printf '%s' "$desc"
+else
+  printf 'Status: 202 Accepted\r\nContent-Type: text/plain\r\n\r\n'
+  printf 'passthrough %s %s\n' "$REQUEST_METHOD" "$QUERY_STRING"
+  cat
+fi
+EOF
+chmod 755 "$APP"
+
+# only_status_files DIR: the bucket holds its lock and status, nothing else.
+only_status_files() {
+  [ -z "$(ls -A "$1" | grep -v -e '^lock$' -e '^status.json$')" ]
+}
+
+# suite NAME URL POOL: the checks every front end passes behind a real
+# server. URL is the base that ends before /upload.
+suite() {
+  local name=$1 url=$2 pool=$3
+  local id="big-$name" code body s state received last=-1 rising=0 polls=0
+
+  # A 200 MiB upload, with status polled by another client while it runs.
+  curl -s -o "$WORK/$name.body" -w '%{http_code}' --limit-rate 50M \
+    -F "f=@$BIG;type=application/octet-stream" "$url/upload?X-Progress-ID=$id" >"$WORK/$name.code" &
+  local upload=$!
+  while kill -0 "$upload" 2>/dev/null; do
+    s=$(curl -s "$url/upload/status?X-Progress-ID=$id")
+    polls=$((polls + 1))
+    state=$(jget "$s" 'j["state"]')
+    if [ "$state" == uploading ]; then
+      received=$(jget "$s" 'j["received"]')
+      [[ "$received" =~ ^[0-9]+$ ]] || received=$last
+      if [ "$received" -gt "$last" ] && [ "$last" -ge 0 ]; then rising=$((rising + 1)); fi
+      if [ "$received" -lt "$last" ]; then fail "$name: received went backwards ($last → $received)"; fi
+      last=$received
+    fi
+    sleep 0.2
+  done
+  wait "$upload" || true
+  code=$(cat "$WORK/$name.code"); body=$(cat "$WORK/$name.body")
+  check "$name: upload status" 201 "$code"
+  check "$name: upload state" done "$(jget "$body" 'j["state"]')"
+  check "$name: sha256 in the description" "$BIG_SHA" "$(jget "$body" 'j["files"][0]["sha256"]')"
+  check "$name: length" $((200 * 1024 * 1024)) "$(jget "$body" 'j["files"][0]["length"]')"
+  check "$name: no path to the browser" False "$(jget "$body" 'str("path" in j["files"][0])')"
+  cmp -s "$BIG" "$pool/$id/0" && ok || fail "$name: stored file differs from the upload"
+  [ "$rising" -ge 2 ] && ok || fail "$name: received rose $rising times in $polls polls before done"
+  s=$(curl -s "$url/upload/status?X-Progress-ID=$id")
+  check "$name: status after" done "$(jget "$s" 'j["state"]')"
+
+  # Clear.
+  check "$name: clear" '{"success":true}' "$(curl -s "$url/upload?X-Progress-ID=$id&clear")"
+  [ ! -e "$pool/$id" ] && ok || fail "$name: bucket left after clear"
+  check "$name: cleared status" '{"state":"starting"}' "$(curl -s "$url/upload/status?X-Progress-ID=$id")"
+
+  # Over the size limit: 413, recorded for a polling client.
+  code=$(curl -s -o "$WORK/$name.body" -w '%{http_code}' -F "f=@$HUGE" "$url/upload?X-Progress-ID=huge-$name" || true)
+  check "$name: oversize" 413 "$code"
+  s=$(curl -s "$url/upload/status?X-Progress-ID=huge-$name")
+  check "$name: oversize recorded" 413 "$(jget "$s" 'j.get("status")')"
+
+  # A client that goes away mid-upload: state error, no stray file.
+  curl -s -o /dev/null --limit-rate 10M --max-time 2 -F "f=@$BIG" "$url/upload?X-Progress-ID=gone-$name" || true
+  local i
+  state=none
+  for i in $(seq 1 100); do
+    state=$(jget "$(curl -s "$url/upload/status?X-Progress-ID=gone-$name")" 'j["state"]')
+    [ "$state" == error ] && break
+    sleep 0.1
+  done
+  check "$name: disconnect ends in error" error "$state"
+  if [ -d "$pool/gone-$name" ] && only_status_files "$pool/gone-$name"; then ok; else
+    fail "$name: stray files after a disconnect: $(ls -A "$pool/gone-$name" 2>&1 | tr '\n' ' ')"
+  fi
+
+  # Routing, wherever the program is mounted.
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$url/nowhere")
+  check "$name: other path" 404 "$code"
+  code=$(curl -s -o "$WORK/$name.body" -w '%{http_code}' "$url/upload/status?X-Progress-ID=../x")
+  check "$name: invalid identifier" 400 "$code"
+}
+
+# exec_suite NAME URL POOL: URL runs the program with --exec $APP.
+exec_suite() {
+  local name=$1 url=$2 pool=$3 body
+  body=$(curl -s -D "$WORK/$name.h" -F "f=@$WORK/small.txt" "$url/upload?X-Progress-ID=exec-$name")
+  check "$name: the app answered" "200" "$(head -n 1 "$WORK/$name.h" | cut -d' ' -f2)"
+  local path
+  path=$(jget "$body" 'j["files"][0]["path"]')
+  check "$name: path in the description" "$pool/exec-$name/0" "$path"
+  check "$name: the app read the file at the path" "$(sha256sum <"$WORK/small.txt" | cut -d' ' -f1)" \
+    "$(tr -d '\r' <"$WORK/$name.h" | sed -n 's/^X-App-Sha256: //Ip')"
+  check "$name: CONTENT_LENGTH of the description" "${#body}" "$(tr -d '\r' <"$WORK/$name.h" | sed -n 's/^X-App-Length: //Ip')"
+  check "$name: description state" done "$(jget "$body" 'j["state"]')"
+  # Status is still ours; other requests are the app's, body and all.
+  check "$name: status not passed" done "$(jget "$(curl -s "$url/upload/status?X-Progress-ID=exec-$name")" 'j["state"]')"
+  body=$(curl -s -w '%{http_code}' -d 'a=1&b=2' "$url/other?q=1")
+  check "$name: passthrough" "passthrough POST q=1
+a=1&b=2202" "$body"
+}

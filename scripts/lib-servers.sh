@@ -111,6 +111,7 @@ only_status_files() {
 suite() {
   local name=$1 url=$2 pool=$3
   local id="big-$name" code body s state received last=-1 rising=0 polls=0
+  local started=$SECONDS
 
   # A 200 MiB upload, with status polled by another client while it runs.
   curl -s -o "$WORK/$name.body" -w '%{http_code}' --limit-rate 50M \
@@ -130,6 +131,7 @@ suite() {
     sleep 0.2
   done
   wait "$upload" || true
+  local upload_s=$((SECONDS - started))
   code=$(cat "$WORK/$name.code"); body=$(cat "$WORK/$name.body")
   check "$name: upload status" 201 "$code"
   check "$name: upload state" done "$(jget "$body" 'j["state"]')"
@@ -147,12 +149,15 @@ suite() {
   check "$name: cleared status" '{"state":"starting"}' "$(curl -s "$url/upload/status?X-Progress-ID=$id")"
 
   # Over the size limit: 413, recorded for a polling client.
+  local t=$SECONDS
   code=$(curl -s -o "$WORK/$name.body" -w '%{http_code}' -F "f=@$HUGE" "$url/upload?X-Progress-ID=huge-$name" || true)
   check "$name: oversize" 413 "$code"
   s=$(curl -s "$url/upload/status?X-Progress-ID=huge-$name")
   check "$name: oversize recorded" 413 "$(jget "$s" 'j.get("status")')"
 
+  local oversize_s=$((SECONDS - t))
   # A client that goes away mid-upload: state error, no stray file.
+  t=$SECONDS
   curl -s -o /dev/null --limit-rate 10M --max-time 2 -F "f=@$BIG" "$url/upload?X-Progress-ID=gone-$name" || true
   local i
   state=none
@@ -161,6 +166,7 @@ suite() {
     [ "$state" == error ] && break
     sleep 0.1
   done
+  local gone_s=$((SECONDS - t))
   check "$name: disconnect ends in error" error "$state"
   if [ -d "$pool/gone-$name" ] && only_status_files "$pool/gone-$name"; then ok; else
     fail "$name: stray files after a disconnect: $(ls -A "$pool/gone-$name" 2>&1 | tr '\n' ' ')"
@@ -171,6 +177,7 @@ suite() {
   check "$name: other path" 404 "$code"
   code=$(curl -s -o "$WORK/$name.body" -w '%{http_code}' "$url/upload/status?X-Progress-ID=../x")
   check "$name: invalid identifier" 400 "$code"
+  echo "$name: $((SECONDS - started)) s (upload $upload_s s, $polls polls, oversize $oversize_s s, disconnect $gone_s s)"
 }
 
 # exec_suite NAME URL POOL: URL runs the program with --exec $APP.
@@ -190,4 +197,70 @@ exec_suite() {
   body=$(curl -s -w '%{http_code}' -d 'a=1&b=2' "$url/other?q=1")
   check "$name: passthrough" "passthrough POST q=1
 a=1&b=2202" "$body"
+}
+
+# The tiny HTTP application of the --backend tests: for a description it
+# reads the file at the path it was given and answers what it received;
+# anything else it describes (length and sha256 of the body). /redirect
+# answers 303, which must reach the client, not be followed.
+BACKEND_APP="$WORK/backend.py"
+cat >"$BACKEND_APP" <<'EOF'
+import hashlib, json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class App(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.headers.get("Content-Type") == "application/json":
+            d = json.loads(body)
+            with open(d["files"][0]["path"], "rb") as f:
+                sha = hashlib.sha256(f.read()).hexdigest()
+            reply = {"description": d, "file_sha256": sha,
+                     "progress_id": self.headers.get("X-Progress-ID"),
+                     "cookie": self.headers.get("Cookie"),
+                     "forwarded_for": self.headers.get("X-Forwarded-For"),
+                     "accept": self.headers.get("Accept")}
+        else:
+            reply = {"unchanged": True, "content_type": self.headers.get("Content-Type"),
+                     "length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        out = json.dumps(reply).encode()
+        self.send_response(303 if self.path.endswith("/redirect") else 200)
+        if self.path.endswith("/redirect"):
+            self.send_header("Location", "/thanks")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Set-Cookie", "seen=1")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), App).serve_forever()
+EOF
+
+# start_backend_app: sets BACKEND_URL to a running app.
+start_backend_app() {
+  local port
+  port=$(free_port)
+  start backend-app python3 "$BACKEND_APP" "$port"
+  wait_url "http://127.0.0.1:$port/"
+  BACKEND_URL="http://127.0.0.1:$port/app"
+}
+
+# backend_suite NAME URL POOL: URL's program runs with --backend $BACKEND_URL.
+backend_suite() {
+  local name=$1 url=$2 pool=$3 body
+  local id="backend-$name"
+  body=$(curl -s -D "$WORK/$name.h" -H 'Cookie: a=b' -H 'X-Forwarded-For: 10.9.8.7' \
+    -F "f=@$WORK/small.txt" "$url/upload?X-Progress-ID=$id")
+  check "$name: the app's status" 200 "$(head -n 1 "$WORK/$name.h" | cut -d' ' -f2)"
+  # Header names arrive in lower case through the HTTP client.
+  check_contains "$name: the app's headers" "set-cookie: seen=1" "$(tr A-Z a-z <"$WORK/$name.h")"
+  check "$name: path in the description" "$pool/$id/0" "$(jget "$body" 'j["description"]["files"][0]["path"]')"
+  check "$name: the app read the file" "$(sha256sum <"$WORK/small.txt" | cut -d' ' -f1)" "$(jget "$body" 'j["file_sha256"]')"
+  check "$name: X-Progress-ID" "$id" "$(jget "$body" 'j["progress_id"]')"
+  check "$name: Cookie passed on" "a=b" "$(jget "$body" 'j["cookie"]')"
+  check "$name: X-Forwarded-For passed on" "10.9.8.7" "$(jget "$body" 'j["forwarded_for"]')"
+  check "$name: status is still ours" done "$(jget "$(curl -s "$url/upload/status?X-Progress-ID=$id")" 'j["state"]')"
 }

@@ -296,7 +296,22 @@ enum Body {
     Broken(Broken),
 }
 
-impl<S: Read + Write> Connection<S> {
+/// A connection whose sending side can be closed on its own.
+trait HalfClose {
+    /// Shuts down the sending side; errors are moot, the connection ends.
+    fn close_write(&mut self);
+}
+
+impl HalfClose for Stream {
+    fn close_write(&mut self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+}
+
+impl<S: Read + Write + HalfClose> Connection<S> {
     fn new(stream: S, max: usize) -> Self {
         Connection {
             stream,
@@ -353,10 +368,21 @@ impl<S: Read + Write> Connection<S> {
             }
             record::end_request(id, 0, ProtocolStatus::RequestComplete, &mut out);
             self.write(&out)?;
-            // Body records still to come would be taken for the next
-            // request's: read them off, or give up the connection.
-            let reusable = keep_conn && (state != Body::Open || self.drain(id)?);
-            if !reusable {
+            // A web server still sending the body must be able to finish
+            // (nginx turns an early answer, a 413 judged on CONTENT_LENGTH,
+            // into a 502 otherwise), and body records left over would be
+            // taken for the next request's: read them off.
+            if !keep_conn {
+                // Half-close: the server sees the end of our answer and
+                // hangs up, while what it still sends is read, not met
+                // with a reset that could cost it the answer.
+                if state == Body::Open {
+                    self.stream.close_write();
+                    self.drain(id, false);
+                }
+                return Ok(());
+            }
+            if state == Body::Open && !self.drain(id, true) {
                 return Ok(());
             }
         }
@@ -441,24 +467,30 @@ impl<S: Read + Write> Connection<S> {
         Ok(())
     }
 
-    /// Reads off the rest of a request body the answer did not need, up to
-    /// a small bound; `false` when it is longer (the connection then goes).
-    fn drain(&mut self, id: u16) -> Result<bool, Broken> {
+    /// Reads off the rest of a request body the answer did not need: on a
+    /// kept connection up to a small bound (past it the connection goes),
+    /// else to its end. `true` when the body ended.
+    fn drain(&mut self, id: u16, bounded: bool) -> bool {
         let mut drained = 0;
         loop {
-            match self.next()? {
-                None => return Ok(false),
-                Some(Record::Stdin { id: i, data }) if i == id => {
+            match self.next() {
+                // The server may hang up once it has the answer.
+                Ok(None) | Err(_) => return false,
+                Ok(Some(Record::Stdin { id: i, data })) if i == id => {
                     if data.is_empty() {
-                        return Ok(true);
+                        return true;
                     }
                     drained += data.len();
-                    if drained > MAX_DRAIN {
-                        return Ok(false);
+                    if bounded && drained > MAX_DRAIN {
+                        return false;
                     }
                 }
-                Some(Record::AbortRequest { id: i }) if i == id => return Ok(true),
-                Some(other) => self.refuse_other(id, other)?,
+                Ok(Some(Record::AbortRequest { id: i })) if i == id => return true,
+                Ok(Some(other)) => {
+                    if self.refuse_other(id, other).is_err() {
+                        return false;
+                    }
+                }
             }
         }
     }
@@ -540,7 +572,7 @@ struct StdinReader<'c, S> {
     state: Body,
 }
 
-impl<S: Read + Write> Read for StdinReader<'_, S> {
+impl<S: Read + Write + HalfClose> Read for StdinReader<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             if self.pos < self.pending.len() {
@@ -610,6 +642,10 @@ mod tests {
             let n = buf.len().min(7);
             self.input.read(&mut buf[..n])
         }
+    }
+
+    impl HalfClose for Script {
+        fn close_write(&mut self) {}
     }
 
     impl Write for Script {

@@ -91,7 +91,7 @@ impl Backend {
         })
     }
 
-    fn post(&self, headers: &[(String, String)], body: ureq::SendBody<'_>) -> Result<Response> {
+    fn post(&self, headers: &[(String, String)], body: impl ureq::AsSendBody) -> Result<Response> {
         let mut request = self.agent.post(&self.url);
         for (name, value) in headers {
             request = request.header(name.as_str(), value.as_str());
@@ -216,7 +216,7 @@ impl Service {
                 let mut headers = forwarded.to_vec();
                 headers.push(("Content-Type".into(), "application/json".into()));
                 headers.push((PROGRESS_ID.into(), shown.to_owned()));
-                backend.post(&headers, ureq::SendBody::from_reader(&mut json.as_slice()))
+                backend.post(&headers, json.as_slice())
             }
         }
     }

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The FastCGI responder under real web servers: nginx fastcgi_pass over
+# TCP and over a unix socket, lighttpd mod_fastcgi spawning the binary
+# itself (socket on fd 0), Apache mod_proxy_fcgi to a responder started by
+# spawn-fcgi. Each gets the checks of suite (lib-servers.sh); one responder
+# runs with --backend in front of a small HTTP application.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib-servers.sh"
+
+# A responder runs as the web server's user, as it would in production.
+as_web_user=(setpriv --reuid="$WEB_USER" --regid="$WEB_GROUP" --clear-groups --)
+
+# wait_log NAME TEXT: until the log of NAME says TEXT (5 s at most).
+wait_log() {
+  local i
+  for i in $(seq 1 100); do
+    grep -q "$2" "$WORK/$1.log" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "$1 did not start:" >&2
+  cat "$WORK/$1.log" >&2
+  return 1
+}
+
+start_backend_app
+
+# --- nginx fastcgi_pass -----------------------------------------------------
+nginx_pool=$(new_pool nginx)
+tcp_port=$(free_port)
+app_port=$(free_port)
+nginx_port=$(free_port)
+mkdir -p "$WORK/nginx" "$WORK/sock"
+chown "$WEB_USER" "$WORK/sock"
+common=(--directory "$nginx_pool" --max-size "$MAX_SIZE")
+start fcgi-tcp "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$tcp_port" --threads 4 --max-uploads 4
+start fcgi-unix "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "unix:$WORK/sock/fileupload.sock"
+start fcgi-app "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$app_port" --backend "$BACKEND_URL"
+wait_log fcgi-tcp "listening on 127.0.0.1:$tcp_port"
+wait_log fcgi-unix "listening on unix:"
+wait_log fcgi-app "listening on"
+
+nginx_location() { # PREFIX UPSTREAM
+  cat <<EOF
+        location ~ ^$1(/|\$) {
+            # Without this nginx holds the whole body before passing it on,
+            # and progress jumps from 0 to done.
+            fastcgi_request_buffering off;
+            fastcgi_split_path_info ^($1)(/.*)?\$;
+            fastcgi_pass $2;
+            fastcgi_param SCRIPT_NAME \$fastcgi_script_name;
+            fastcgi_param PATH_INFO \$fastcgi_path_info;
+            fastcgi_param REQUEST_METHOD \$request_method;
+            fastcgi_param QUERY_STRING \$query_string;
+            fastcgi_param CONTENT_TYPE \$content_type;
+            fastcgi_param CONTENT_LENGTH \$content_length;
+            fastcgi_param SERVER_PROTOCOL \$server_protocol;
+            fastcgi_param REMOTE_ADDR \$remote_addr;
+        }
+EOF
+}
+cat >"$WORK/nginx/nginx.conf" <<EOF
+daemon off;
+user $WEB_USER $WEB_GROUP;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events {}
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/body;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    proxy_temp_path $WORK/nginx/proxy;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    client_max_body_size 0;
+    server {
+        listen 127.0.0.1:$nginx_port;
+$(nginx_location /tcp "127.0.0.1:$tcp_port")
+$(nginx_location /unix "unix:$WORK/sock/fileupload.sock")
+$(nginx_location /app "127.0.0.1:$app_port")
+    }
+}
+EOF
+start nginx nginx -c "$WORK/nginx/nginx.conf"
+wait_url "http://127.0.0.1:$nginx_port/"
+suite nginx-fastcgi-tcp "http://127.0.0.1:$nginx_port/tcp" "$nginx_pool"
+suite nginx-fastcgi-unix "http://127.0.0.1:$nginx_port/unix" "$nginx_pool"
+backend_suite nginx-fastcgi-backend "http://127.0.0.1:$nginx_port/app" "$nginx_pool"
+grep -q 'POST /tcp/upload 201 ' "$WORK/fcgi-tcp.log" && ok || fail "no request log line in the responder's log"
+
+# A malformed record closes its connection with a log line; the responder
+# serves on.
+python3 - "$tcp_port" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"\x09" + b"\x00" * 15)
+s.settimeout(5)
+assert s.recv(100) == b"", "connection not closed"
+EOF
+grep -q 'FastCGI connection closed: malformed record: unsupported FastCGI version 9' "$WORK/fcgi-tcp.log" && ok ||
+  fail "no log line for a malformed record"
+check "responder alive after a malformed record" '{"state":"starting"}' \
+  "$(curl -s "http://127.0.0.1:$nginx_port/tcp/upload/status?X-Progress-ID=after-bad")"
+
+# --- lighttpd mod_fastcgi, spawning the binary ------------------------------
+lighttpd_pool=$(new_pool lighttpd)
+lighttpd_port=$(free_port)
+mkdir -p "$WORK/lighttpd/tmp"
+chown -R "$WEB_USER" "$WORK/lighttpd"
+cat >"$WORK/lighttpd/lighttpd.conf" <<EOF
+server.modules = ("mod_fastcgi")
+server.document-root = "$WORK/lighttpd"
+server.bind = "127.0.0.1"
+server.port = $lighttpd_port
+server.username = "$WEB_USER"
+server.groupname = "$WEB_GROUP"
+server.upload-dirs = ("$WORK/lighttpd/tmp")
+# Pass the body on as it arrives, so progress shows while it does.
+server.stream-request-body = 2
+fastcgi.server = (
+    "/fileupload" => ((
+        # Started with no arguments and its socket on fd 0, the binary
+        # acts as "fileupload fastcgi".
+        "bin-path" => "$BIN",
+        "socket" => "$WORK/lighttpd/fileupload.sock",
+        "bin-environment" => (
+            "FILEUPLOAD_DIRECTORY" => "$lighttpd_pool",
+            "FILEUPLOAD_MAX_SIZE" => "$MAX_SIZE",
+        ),
+        "max-procs" => 1,
+        "check-local" => "disable",
+    )),
+)
+EOF
+start lighttpd lighttpd -D -f "$WORK/lighttpd/lighttpd.conf"
+wait_url "http://127.0.0.1:$lighttpd_port/"
+suite lighttpd-fastcgi "http://127.0.0.1:$lighttpd_port/fileupload" "$lighttpd_pool"
+
+# --- Apache mod_proxy_fcgi to a responder started by spawn-fcgi -------------
+apache_pool=$(new_pool apache)
+apache_port=$(free_port)
+spawn_port=$(free_port)
+start spawn-fcgi spawn-fcgi -n -a 127.0.0.1 -p "$spawn_port" -u "$WEB_USER" -g "$WEB_GROUP" -- \
+  /usr/bin/env FILEUPLOAD_DIRECTORY="$apache_pool" FILEUPLOAD_MAX_SIZE="$MAX_SIZE" "$BIN" fastcgi
+wait_log spawn-fcgi "listening on 127.0.0.1:$spawn_port"
+mkdir -p "$WORK/apache"
+cat >"$WORK/apache/httpd.conf" <<EOF
+ServerRoot "$WORK/apache"
+DefaultRuntimeDir "$WORK/apache"
+PidFile "$WORK/apache/httpd.pid"
+ErrorLog "$WORK/apache/error.log"
+LogLevel warn
+Listen 127.0.0.1:$apache_port
+ServerName 127.0.0.1
+LoadModule mpm_event_module $APACHE_MODULES/mod_mpm_event.so
+LoadModule authz_core_module $APACHE_MODULES/mod_authz_core.so
+LoadModule proxy_module $APACHE_MODULES/mod_proxy.so
+LoadModule proxy_fcgi_module $APACHE_MODULES/mod_proxy_fcgi.so
+User $WEB_USER
+Group $WEB_GROUP
+DocumentRoot "$WORK/apache"
+ProxyPass /fileupload/ fcgi://127.0.0.1:$spawn_port/
+EOF
+start apache apache2 -f "$WORK/apache/httpd.conf" -DFOREGROUND
+wait_url "http://127.0.0.1:$apache_port/"
+suite apache-proxy-fcgi "http://127.0.0.1:$apache_port/fileupload" "$apache_pool"
+
+finish

@@ -165,7 +165,7 @@ pub fn encode_response(response: &Response) -> Vec<u8> {
         format!(
             "Status: {} {}\r\n",
             response.status,
-            reason(response.status)
+            reason_phrase(response.status)
         )
         .as_bytes(),
     );
@@ -181,6 +181,29 @@ pub fn encode_response(response: &Response) -> Vec<u8> {
     out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", response.body.len()).as_bytes());
     out.extend_from_slice(&response.body);
     out
+}
+
+/// The reason phrase, also for the statuses only an application answers
+/// with (the core's table knows its own).
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        501 => "Not Implemented",
+        504 => "Gateway Timeout",
+        _ => reason(status),
+    }
 }
 
 /// Reads the answer of a CGI program (RFC 3875 section 6): header lines

@@ -36,9 +36,12 @@ common=(--directory "$nginx_pool" --max-size "$MAX_SIZE")
 start fcgi-tcp "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$tcp_port" --threads 4 --max-uploads 4
 start fcgi-unix "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "unix:$WORK/sock/fileupload.sock"
 start fcgi-app "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$app_port" --backend "$BACKEND_URL"
+limited_port=$(free_port)
+start fcgi-limited "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$limited_port" --threads 1 --max-uploads 1
 wait_log fcgi-tcp "listening on 127.0.0.1:$tcp_port"
 wait_log fcgi-unix "listening on unix:"
 wait_log fcgi-app "listening on"
+wait_log fcgi-limited "listening on"
 
 nginx_location() { # PREFIX UPSTREAM
   cat <<EOF
@@ -79,6 +82,7 @@ http {
 $(nginx_location /tcp "127.0.0.1:$tcp_port")
 $(nginx_location /unix "unix:$WORK/sock/fileupload.sock")
 $(nginx_location /app "127.0.0.1:$app_port")
+$(nginx_location /limited "127.0.0.1:$limited_port")
     }
 }
 EOF
@@ -88,6 +92,25 @@ suite nginx-fastcgi-tcp "http://127.0.0.1:$nginx_port/tcp" "$nginx_pool"
 suite nginx-fastcgi-unix "http://127.0.0.1:$nginx_port/unix" "$nginx_pool"
 backend_suite nginx-fastcgi-backend "http://127.0.0.1:$nginx_port/app" "$nginx_pool"
 grep -q 'POST /tcp/upload 201 ' "$WORK/fcgi-tcp.log" && ok || fail "no request log line in the responder's log"
+
+# With its one upload slot taken, the responder refuses another upload
+# with 503 and still answers status at once.
+make_big
+limited="http://127.0.0.1:$nginx_port/limited"
+curl -s -o /dev/null --limit-rate 2M -F "f=@$BIG" "$limited/upload?X-Progress-ID=slow" &
+slow=$!
+for i in $(seq 1 100); do
+  [ "$(jget "$(curl -s "$limited/upload/status?X-Progress-ID=slow")" 'j["state"]')" == uploading ] && break
+  sleep 0.05
+done
+code=$(curl -s -D "$WORK/h" -o /dev/null -w '%{http_code}' -F "f=@$WORK/small.txt" "$limited/upload?X-Progress-ID=second")
+check "second upload over --max-uploads" 503 "$code"
+check_contains "503 Retry-After" "Retry-After: 5" "$(cat "$WORK/h")"
+took=$(curl -s -o "$WORK/out" -w '%{time_total}' "$limited/upload/status?X-Progress-ID=slow")
+check "status during the upload" uploading "$(jget "$(cat "$WORK/out")" 'j["state"]')"
+python3 -c 'import sys; sys.exit(float(sys.argv[1]) > 0.5)' "$took" && ok || fail "status took $took s during an upload"
+kill "$slow"
+wait "$slow" || true
 
 # A malformed record closes its connection with a log line; the responder
 # serves on.

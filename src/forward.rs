@@ -357,6 +357,47 @@ mod tests {
     }
 
     #[test]
+    fn what_goes_to_the_program() {
+        use crate::identifier::Signer;
+        use crate::intercept::Limits;
+        use crate::pool::Pool;
+        let dir = std::env::temp_dir().join(format!("forward-{}", std::process::id()));
+        let pool = Pool::open(&dir, Signer::new(None)).unwrap();
+        let program = Application::Exec {
+            program: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                "printf 'Content-Type: text/plain\\n\\napp:'; cat".into(),
+            ],
+        };
+        let service = Service::new(
+            App::new(pool, Limits::default(), true, 1),
+            true,
+            Some(program),
+        );
+        let ask = |method: &str, path: &str, query: &str, body: &[u8]| {
+            let mut body = body;
+            service.handle(Request {
+                method: method.into(),
+                path: path.into(),
+                query: query.into(),
+                headers: Vec::new(),
+                content_length: Some(body.len() as u64),
+                body: &mut body,
+            })
+        };
+        let r = ask("POST", "/app/form", "", b"x=1");
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"app:x=1"[..]));
+        let r = ask("GET", "/app/upload", "", b"");
+        assert_eq!(r.body, b"app:");
+        let r = ask("GET", "/app/upload/status", "X-Progress-ID=a", b"");
+        assert_eq!(r.body, br#"{"state":"starting"}"#);
+        let r = ask("POST", "/app/upload", "", b"x=1");
+        assert_eq!(r.status, 415, "a failed upload is the core's answer");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn backend_urls() {
         assert!(Backend::new("http://127.0.0.1:1/x").is_ok());
         assert!(Backend::new("https://example.invalid/").is_err());

@@ -43,9 +43,10 @@ wait_log fcgi-unix "listening on unix:"
 wait_log fcgi-app "listening on"
 wait_log fcgi-limited "listening on"
 
-nginx_location() { # PREFIX UPSTREAM
+nginx_location() { # PREFIX UPSTREAM [MORE]
   cat <<EOF
         location ~ ^$1(/|\$) {
+            ${3:-}
             # Without this nginx holds the whole body before passing it on,
             # and progress jumps from 0 to done.
             fastcgi_request_buffering off;
@@ -77,9 +78,15 @@ http {
     uwsgi_temp_path $WORK/nginx/uwsgi;
     scgi_temp_path $WORK/nginx/scgi;
     client_max_body_size 0;
+    # Connections kept open between requests (FCGI_KEEP_CONN).
+    upstream kept {
+        server 127.0.0.1:$tcp_port;
+        keepalive 4;
+    }
     server {
         listen 127.0.0.1:$nginx_port;
 $(nginx_location /tcp "127.0.0.1:$tcp_port")
+$(nginx_location /kept kept "fastcgi_keep_conn on;")
 $(nginx_location /unix "unix:$WORK/sock/fileupload.sock")
 $(nginx_location /app "127.0.0.1:$app_port")
 $(nginx_location /limited "127.0.0.1:$limited_port")
@@ -90,6 +97,7 @@ start nginx nginx -c "$WORK/nginx/nginx.conf"
 wait_url "http://127.0.0.1:$nginx_port/"
 suite nginx-fastcgi-tcp "http://127.0.0.1:$nginx_port/tcp" "$nginx_pool"
 suite nginx-fastcgi-unix "http://127.0.0.1:$nginx_port/unix" "$nginx_pool"
+suite nginx-fastcgi-kept "http://127.0.0.1:$nginx_port/kept" "$nginx_pool"
 backend_suite nginx-fastcgi-backend "http://127.0.0.1:$nginx_port/app" "$nginx_pool"
 grep -q 'POST /tcp/upload 201 ' "$WORK/fcgi-tcp.log" && ok || fail "no request log line in the responder's log"
 

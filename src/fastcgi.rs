@@ -31,8 +31,6 @@ const LISTENSOCK_FILENO: RawFd = 0;
 const READ_SIZE: usize = 64 * 1024;
 /// The most bytes of `PARAMS` one request may send.
 const MAX_PARAMS: usize = 1024 * 1024;
-/// Request body left unread that is still drained to keep a connection.
-const MAX_DRAIN: usize = 64 * 1024;
 
 /// How the responder listens and how many it serves at once.
 #[derive(Debug, Clone)]
@@ -378,11 +376,13 @@ impl<S: Read + Write + HalfClose> Connection<S> {
                 // with a reset that could cost it the answer.
                 if state == Body::Open {
                     self.stream.close_write();
-                    self.drain(id, false);
+                    self.drain(id);
                 }
                 return Ok(());
             }
-            if state == Body::Open && !self.drain(id, true) {
+            // A kept connection goes on once the body is read off; the
+            // server may hang up first instead, as nginx does.
+            if state == Body::Open && !self.drain(id) {
                 return Ok(());
             }
         }
@@ -467,11 +467,10 @@ impl<S: Read + Write + HalfClose> Connection<S> {
         Ok(())
     }
 
-    /// Reads off the rest of a request body the answer did not need: on a
-    /// kept connection up to a small bound (past it the connection goes),
-    /// else to its end. `true` when the body ended.
-    fn drain(&mut self, id: u16, bounded: bool) -> bool {
-        let mut drained = 0;
+    /// Reads off the rest of a request body the answer did not need, to
+    /// its end (the idle timeout bounds a server that stops sending);
+    /// `true` when it ended and the connection can serve again.
+    fn drain(&mut self, id: u16) -> bool {
         loop {
             match self.next() {
                 // The server may hang up once it has the answer.
@@ -479,10 +478,6 @@ impl<S: Read + Write + HalfClose> Connection<S> {
                 Ok(Some(Record::Stdin { id: i, data })) if i == id => {
                     if data.is_empty() {
                         return true;
-                    }
-                    drained += data.len();
-                    if bounded && drained > MAX_DRAIN {
-                        return false;
                     }
                 }
                 Ok(Some(Record::AbortRequest { id: i })) if i == id => return true,

@@ -40,11 +40,23 @@ ScriptAlias /app "$BIN"
     SetEnv FILEUPLOAD_DIRECTORY "$apache_pool"
     SetEnv FILEUPLOAD_EXEC "$APP"
 </Location>
+
+# A setting that stops the program at start.
+ScriptAlias /broken "$BIN"
+<Location /broken>
+    SetEnv FILEUPLOAD_DIRECTORY "$apache_pool"
+    SetEnv FILEUPLOAD_MAX_SIZE lots
+</Location>
 EOF
 start apache apache2 -f "$WORK/apache/httpd.conf" -DFOREGROUND
 wait_url "http://127.0.0.1:$apache_port/"
 suite apache-cgi "http://127.0.0.1:$apache_port/cgi-bin/fileupload" "$apache_pool"
 exec_suite apache-cgi-exec "http://127.0.0.1:$apache_port/app" "$apache_pool"
+# A program that cannot start still answers in JSON, without details.
+code=$(curl -s -o "$WORK/out" -w '%{http_code}' "http://127.0.0.1:$apache_port/broken/upload/status?X-Progress-ID=x")
+check "start-up failure" 500 "$code"
+check "start-up failure JSON" error "$(jget "$(cat "$WORK/out")" 'j["state"]')"
+grep -q 'fileupload: --max-size' "$WORK/apache/error.log" && ok || fail "start-up failure not in the error log"
 # A status request under CGI is one process start: keep it cheap.
 start_ns=$(date +%s%N)
 for i in $(seq 1 20); do curl -s -o /dev/null "http://127.0.0.1:$apache_port/cgi-bin/fileupload/upload/status?X-Progress-ID=x"; done

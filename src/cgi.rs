@@ -301,6 +301,16 @@ pub fn run(service: &Service) -> io::Result<()> {
     Ok(())
 }
 
+/// Answers 500 when the program cannot start (a bad setting, an unusable
+/// pool directory): the client gets the JSON error every failure gets, and
+/// the details, which may name server paths, go only to the error log.
+pub fn answer_startup_failure() {
+    let err =
+        Error::internal("the upload service is misconfigured; see the web server's error log");
+    // Nothing more can be done when even this cannot be written.
+    let _ = answer(&crate::app::error_response(&err, None));
+}
+
 fn answer(response: &Response) -> io::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(&encode_response(response))?;

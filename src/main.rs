@@ -4,15 +4,19 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
-use fileupload::cli::Cli;
+use fileupload::cli::{Cli, Command};
 use fileupload::{cgi, fastcgi};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(arguments());
+    let under_cgi = matches!(cli.command, Command::Cgi(_));
     match fileupload::commands::run(cli) {
         Ok(code) => code,
         Err(message) => {
             eprintln!("fileupload: {message}");
+            if under_cgi {
+                cgi::answer_startup_failure();
+            }
             ExitCode::from(2)
         }
     }

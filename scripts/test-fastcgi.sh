@@ -37,7 +37,8 @@ start fcgi-tcp "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0
 start fcgi-unix "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "unix:$WORK/sock/fileupload.sock"
 start fcgi-app "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$app_port" --backend "$BACKEND_URL"
 limited_port=$(free_port)
-start fcgi-limited "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$limited_port" --threads 1 --max-uploads 1
+start fcgi-limited "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$limited_port" \
+  --threads 1 --max-uploads 1 --idle-timeout 2s
 wait_log fcgi-tcp "listening on 127.0.0.1:$tcp_port"
 wait_log fcgi-unix "listening on unix:"
 wait_log fcgi-app "listening on"
@@ -119,6 +120,96 @@ check "status during the upload" uploading "$(jget "$(cat "$WORK/out")" 'j["stat
 python3 -c 'import sys; sys.exit(float(sys.argv[1]) > 0.5)' "$took" && ok || fail "status took $took s during an upload"
 kill "$slow"
 wait "$slow" || true
+
+# The records no web server here sends, over a real socket to the real
+# responder: GET_VALUES, an unknown management type, another role,
+# ABORT_REQUEST mid-upload, and a web server that stops sending.
+cat >"$WORK/fcgi_client.py" <<'EOF'
+import socket, struct, sys, time
+
+def record(kind, rid, content=b""):
+    pad = -len(content) % 8
+    return struct.pack(">BBHHBx", 1, kind, rid, len(content), pad) + content + b"\0" * pad
+
+def pairs(items):
+    out = b""
+    for n, v in items:
+        out += bytes([len(n), len(v)]) + n + v
+    return out
+
+def read_records(s):
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    records = []
+    while data:
+        _, kind, rid, length, pad = struct.unpack(">BBHHBx", data[:8])
+        records.append((kind, rid, data[8:8 + length]))
+        data = data[8 + length + pad:]
+    return records
+
+def connect():
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.settimeout(10)
+    return s
+
+def begin(rid, role=1, keep=0):
+    return record(1, rid, struct.pack(">HB5x", role, keep))
+
+def upload_params(rid, ident):
+    return record(4, rid, pairs([(b"REQUEST_METHOD", b"POST"), (b"SCRIPT_NAME", b"/upload"),
+        (b"QUERY_STRING", b"X-Progress-ID=" + ident.encode()),
+        (b"CONTENT_TYPE", b"multipart/form-data; boundary=XX"), (b"CONTENT_LENGTH", b"100000")])) + record(4, rid)
+
+part = b'--XX\r\nContent-Disposition: form-data; name="f"; filename="a.bin"\r\n\r\n' + b"x" * 5000
+what = sys.argv[2]
+s = connect()
+if what == "values":
+    s.sendall(record(9, 0, pairs([(b"FCGI_MAX_CONNS", b""), (b"FCGI_MAX_REQS", b""), (b"FCGI_MPXS_CONNS", b"")])) + record(42, 0))
+    time.sleep(0.5)
+    s.shutdown(socket.SHUT_WR)
+    for kind, rid, content in read_records(s):
+        if kind == 10:
+            i = 0
+            while i < len(content):
+                n, v = content[i], content[i + 1]
+                print(content[i + 2:i + 2 + n].decode() + "=" + content[i + 2 + n:i + 2 + n + v].decode())
+                i += 2 + n + v
+        else:
+            print("type %d: %d" % (kind, content[0]))
+elif what == "role":
+    s.sendall(begin(1, role=2))
+    for kind, rid, content in read_records(s):
+        print("type %d id %d protocol status %d" % (kind, rid, content[4]))
+elif what == "abort":
+    s.sendall(begin(1) + upload_params(1, sys.argv[3]) + record(5, 1, part))
+    time.sleep(0.5)
+    s.sendall(record(2, 1))
+    for kind, rid, content in read_records(s):
+        print("type %d id %d" % (kind, rid))
+elif what == "stall":
+    s.sendall(begin(1) + upload_params(1, sys.argv[3]) + record(5, 1, part))
+    print(" ".join(str(kind) for kind, _, _ in read_records(s)))
+EOF
+fcgi_client() { python3 "$WORK/fcgi_client.py" "$@"; }
+check "GET_VALUES and UNKNOWN_TYPE" "FCGI_MAX_CONNS=8
+FCGI_MAX_REQS=8
+FCGI_MPXS_CONNS=0
+type 11: 42" "$(fcgi_client "$tcp_port" values)"
+check "another role" "type 3 id 1 protocol status 3" "$(fcgi_client "$tcp_port" role)"
+check "ABORT_REQUEST answered" "type 3 id 1" "$(fcgi_client "$tcp_port" abort aborted)"
+s=$(curl -s "http://127.0.0.1:$nginx_port/tcp/upload/status?X-Progress-ID=aborted")
+check "aborted upload state" error "$(jget "$s" 'j["state"]')"
+only_status_files "$nginx_pool/aborted" && ok || fail "stray files after ABORT_REQUEST"
+# --idle-timeout 2s: the responder gives up on a silent web server.
+check "stalled upload closed" "" "$(fcgi_client "$limited_port" stall stalled)"
+s=$(curl -s "http://127.0.0.1:$nginx_port/limited/upload/status?X-Progress-ID=stalled")
+check "stalled upload state" error "$(jget "$s" 'j["state"]')"
+check "stalled upload status" 408 "$(jget "$s" 'j["status"]')"
+only_status_files "$nginx_pool/stalled" && ok || fail "stray files after an idle timeout"
 
 # A malformed record closes its connection with a log line; the responder
 # serves on.

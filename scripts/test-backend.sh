@@ -30,6 +30,8 @@ start_daemon down --directory "$pool"
 code=$(curl -s -o "$WORK/out" -w '%{http_code}' -F "f=@$WORK/small.txt" "$URL/upload?X-Progress-ID=app-down")
 check "application down" 502 "$code"
 check "502 body" 502 "$(jget "$(cat "$WORK/out")" 'j["status"]')"
+[[ "$(cat "$WORK/out")" != *"$closed_port"* ]] && ok || fail "the 502 names the application's address: $(cat "$WORK/out")"
+check_contains "why, in the log" "the application at http://127.0.0.1:$closed_port/app failed" "$(cat "$WORK/down.log")"
 check "upload kept" done "$(jget "$("$BIN" --directory "$pool" status app-down)" 'j["state"]')"
 cmp -s "$WORK/small.txt" "$("$BIN" --directory "$pool" path app-down)" && ok || fail "file of app-down"
 unset FILEUPLOAD_BACKEND

@@ -123,8 +123,11 @@ impl Backend {
     }
 }
 
+/// The client learns that the application failed; where it is and why
+/// go only to the log.
 fn unreachable_app(url: &str, e: &dyn std::fmt::Display) -> Error {
-    Error::new(502, format!("the application at {url} failed: {e}"))
+    eprintln!("fileupload: the application at {url} failed: {e}");
+    Error::new(502, "the application cannot be reached")
 }
 
 /// The core and, optionally, the application behind it.
@@ -264,10 +267,11 @@ fn run_program(
     stdin: &mut dyn Read,
 ) -> Result<Response> {
     let failed = |e: &dyn std::fmt::Display| {
-        Error::new(
-            502,
-            format!("the application {} failed: {e}", program.to_string_lossy()),
-        )
+        eprintln!(
+            "fileupload: the application {} failed: {e}",
+            program.to_string_lossy()
+        );
+        Error::new(502, "the application failed")
     };
     let mut child = Command::new(program)
         .args(args)

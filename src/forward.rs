@@ -286,25 +286,29 @@ fn run_program(
     // Its output is read while its input is written: a program that
     // answers before it has read everything must not block us, nor we it.
     let read = thread::scope(|scope| {
-        let reader = scope.spawn(move || {
-            let mut out = Vec::new();
-            output
-                .by_ref()
-                .take(MAX_ANSWER)
-                .read_to_end(&mut out)
-                .map(|_| out)
-        });
+        let reader = thread::Builder::new()
+            .name("exec-output".into())
+            .spawn_scoped(scope, move || {
+                let mut out = Vec::new();
+                output
+                    .by_ref()
+                    .take(MAX_ANSWER)
+                    .read_to_end(&mut out)
+                    .map(|_| out)
+            })?;
         // A program that stops reading early closes the pipe: not an error.
         let _ = io::copy(stdin, &mut input);
         drop(input);
-        reader.join()
+        reader
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("reading its answer failed")))
     });
+    if read.is_err() {
+        // It may be blocked writing to a pipe nobody reads any more.
+        let _ = child.kill();
+    }
     let status = child.wait().map_err(|e| failed(&e))?;
-    let out = match read {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => return Err(failed(&e)),
-        Err(_) => return Err(failed(&"reading its answer failed")),
-    };
+    let out = read.map_err(|e| failed(&e))?;
     if out.is_empty() && !status.success() {
         return Err(failed(&status));
     }

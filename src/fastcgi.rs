@@ -850,6 +850,38 @@ mod tests {
     }
 
     #[test]
+    fn a_second_request_on_the_connection_is_refused() {
+        let dir = tempdir("mpx");
+        let mut input = Vec::new();
+        begin(1, record::RESPONDER, false, &mut input);
+        let length = UPLOAD.len().to_string();
+        params(
+            1,
+            &[
+                ("REQUEST_METHOD", "POST"),
+                ("SCRIPT_NAME", "/upload"),
+                ("QUERY_STRING", "X-Progress-ID=f3"),
+                ("CONTENT_TYPE", "multipart/form-data; boundary=XX"),
+                ("CONTENT_LENGTH", &length),
+            ],
+            &mut input,
+        );
+        record::stream(record::STDIN, 1, &UPLOAD.as_bytes()[..20], &mut input);
+        begin(2, record::RESPONDER, false, &mut input);
+        record::stream(record::STDIN, 1, &UPLOAD.as_bytes()[20..], &mut input);
+        record::end_stream(record::STDIN, 1, &mut input);
+        let (records, result) = run(&dir, input);
+        assert_eq!(result, Ok(()));
+        let refused = records
+            .iter()
+            .find(|(k, i, _)| *k == record::END_REQUEST && *i == 2)
+            .unwrap();
+        assert_eq!(refused.2[4], ProtocolStatus::CantMpxConn as u8);
+        assert!(stdout_of(&records, 1).starts_with("Status: 201 Created"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn malformed_and_truncated_input_closes_the_connection() {
         let dir = tempdir("bad");
         let mut ok = Vec::new();

@@ -54,6 +54,8 @@ print(json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) or v is None 
 start_daemon() {
   local name=$1; shift
   local log="$WORK/$name.log"
+  # Made before the daemon starts: the loop below may read it first.
+  : >"$log"
   "$BIN" serve --listen 127.0.0.1:0 "$@" 2>"$log" &
   DAEMON_PID=$!
   PIDS+=("$DAEMON_PID")

@@ -113,6 +113,11 @@ pub enum Command {
     },
     /// Run the HTTP daemon.
     Serve(ServeArgs),
+    /// Answer one request as a CGI program (RFC 3875); the default when
+    /// started by a web server (GATEWAY_INTERFACE set) with no subcommand.
+    Cgi(CgiArgs),
+    /// Run a FastCGI responder.
+    Fastcgi(FastcgiArgs),
 }
 
 /// Identifier subcommands.
@@ -138,6 +143,18 @@ pub struct ServeArgs {
         value_name = "ADDR"
     )]
     pub listen: String,
+    /// Options shared with the FastCGI responder.
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Do not serve the demo pages at / and /iframe (in the variable:
+    /// 1, true, yes or on).
+    #[arg(long, env = "FILEUPLOAD_NO_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_demo: bool,
+}
+
+/// Options of the long-running front ends (daemon and FastCGI responder).
+#[derive(Debug, Args)]
+pub struct ServerArgs {
     /// Worker threads for status and other short requests.
     #[arg(
         long,
@@ -170,8 +187,45 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub grace: String,
-    /// Do not serve the demo pages at / and /iframe (in the variable:
-    /// 1, true, yes or on).
-    #[arg(long, env = "FILEUPLOAD_NO_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
-    pub no_demo: bool,
+    /// After a successful upload, POST its description to this URL and
+    /// relay the answer.
+    #[arg(long, env = "FILEUPLOAD_BACKEND", value_name = "URL")]
+    pub backend: Option<String>,
+}
+
+/// Options of the CGI front end.
+#[derive(Debug, Args)]
+pub struct CgiArgs {
+    /// After a successful upload, POST its description to this URL and
+    /// relay the answer.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_BACKEND",
+        value_name = "URL",
+        conflicts_with = "exec"
+    )]
+    pub backend: Option<String>,
+    /// After a successful upload, run PROGRAM as a CGI program with the
+    /// description on its stdin; other requests go to it unchanged. Takes
+    /// every argument after it.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_EXEC",
+        num_args = 1..,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM [ARGS]..."
+    )]
+    pub exec: Vec<std::ffi::OsString>,
+}
+
+/// Options of the FastCGI responder.
+#[derive(Debug, Args)]
+pub struct FastcgiArgs {
+    /// Address to listen on: HOST:PORT, or unix:PATH; without it, the
+    /// listening socket inherited as file descriptor 0.
+    #[arg(long, env = "FILEUPLOAD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Options shared with the daemon.
+    #[command(flatten)]
+    pub server: ServerArgs,
 }

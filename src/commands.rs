@@ -4,10 +4,12 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, IdCommand, ServeArgs};
+use crate::cli::{CgiArgs, Cli, Command, FastcgiArgs, IdCommand, ServeArgs, ServerArgs};
 use crate::config::Config;
-use crate::daemon;
+use crate::forward::{Application, Backend, Service};
+use crate::server::Workers;
 use crate::units::parse_duration;
+use crate::{cgi, daemon, fastcgi};
 
 /// Runs a parsed command line. `Err` is a start-up failure (exit status 2);
 /// other outcomes carry their own exit status.
@@ -71,24 +73,78 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
             ExitCode::SUCCESS
         }
         Command::Serve(args) => serve(config, &args)?,
+        Command::Cgi(args) => run_cgi(config, args)?,
+        Command::Fastcgi(args) => run_fastcgi(config, &args)?,
     })
 }
 
 fn serve(config: Config, args: &ServeArgs) -> Result<ExitCode, String> {
     let options = daemon::Options {
         listen: args.listen.clone(),
-        threads: args.threads,
-        max_uploads: args.max_uploads,
-        idle_timeout: parse_duration(&args.idle_timeout)
-            .map_err(|e| format!("--idle-timeout: {e}"))?,
-        grace: parse_duration(&args.grace).map_err(|e| format!("--grace: {e}"))?,
+        workers: workers(&args.server)?,
     };
-    if options.idle_timeout.is_zero() {
+    let takes_uploads = config.upload_url.is_none();
+    let app = config
+        .app(options.workers.max_uploads)
+        .with_demo(!args.no_demo);
+    let service = Service::new(app, takes_uploads, backend(&args.server.backend)?);
+    daemon::serve(service, &options)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_cgi(config: Config, args: CgiArgs) -> Result<ExitCode, String> {
+    let mut exec = args.exec.into_iter();
+    let application = match exec.next() {
+        Some(program) => Some(Application::Exec {
+            program,
+            args: exec.collect(),
+        }),
+        None => backend(&args.backend)?,
+    };
+    // One request, one upload at most: no thread pool, no slot to share.
+    cgi::run(&service(config, 1, application))
+        .map_err(|e| format!("cannot write the answer: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_fastcgi(config: Config, args: &FastcgiArgs) -> Result<ExitCode, String> {
+    let options = fastcgi::Options {
+        listen: args.listen.clone(),
+        workers: workers(&args.server)?,
+    };
+    let service = service(
+        config,
+        options.workers.max_uploads,
+        backend(&args.server.backend)?,
+    );
+    fastcgi::serve(service, &options)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The worker pool of the daemon and the FastCGI responder.
+fn workers(args: &ServerArgs) -> Result<Workers, String> {
+    let idle_timeout =
+        parse_duration(&args.idle_timeout).map_err(|e| format!("--idle-timeout: {e}"))?;
+    if idle_timeout.is_zero() {
         return Err("--idle-timeout: must be more than 0".into());
     }
-    let app = config.app(options.max_uploads).with_demo(!args.no_demo);
-    daemon::serve(app, &options)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Workers {
+        threads: args.threads,
+        max_uploads: args.max_uploads,
+        idle_timeout,
+        grace: parse_duration(&args.grace).map_err(|e| format!("--grace: {e}"))?,
+    })
+}
+
+fn backend(url: &Option<String>) -> Result<Option<Application>, String> {
+    url.as_deref()
+        .map(|url| Backend::new(url).map(Application::Backend))
+        .transpose()
+}
+
+fn service(config: Config, max_uploads: usize, application: Option<Application>) -> Service {
+    let takes_uploads = config.upload_url.is_none();
+    Service::new(config.app(max_uploads), takes_uploads, application)
 }
 
 /// Exit 0, or 1 with the reason on stderr.

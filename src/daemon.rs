@@ -7,88 +7,50 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixListener;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use tiny_http::{Header, ListenAddr, Server};
 
-use crate::app::App;
+use crate::forward::Service;
 use crate::http::Request;
-use crate::{log, signal};
+use crate::log;
+use crate::server::{self, Workers};
 
 /// How the daemon listens and how many it serves at once.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// `HOST:PORT`, or `unix:PATH`.
     pub listen: String,
-    /// Worker threads kept for status, clear and other short requests.
-    pub threads: usize,
-    /// Uploads in progress at once; one more gets 503.
-    pub max_uploads: usize,
-    /// A client silent this long is cut off.
-    pub idle_timeout: Duration,
-    /// How long uploads in progress may take to finish on SIGINT/SIGTERM.
-    pub grace: Duration,
+    /// The worker pool.
+    pub workers: Workers,
 }
 
-/// Serves until SIGINT or SIGTERM. Each upload holds a worker for its
-/// duration, so there are `threads + max_uploads` workers: with every
-/// upload slot taken, `threads` workers still answer status at once.
-pub fn serve(app: App, options: &Options) -> Result<(), String> {
+/// Serves until SIGINT or SIGTERM (see [`server::run`]).
+pub fn serve(service: Service, options: &Options) -> Result<(), String> {
     let (server, control) = bind(options)?;
     let server = Arc::new(server);
     eprintln!(
         "fileupload: listening on {}",
         describe(&server.server_addr())
     );
-    signal::install();
-    let app = Arc::new(app);
-    let failed = Arc::new(AtomicBool::new(false));
-    for n in 0..options.threads.max(1) + options.max_uploads {
-        let (server, app, failed) = (server.clone(), app.clone(), failed.clone());
-        thread::Builder::new()
-            .name(format!("worker-{n}"))
-            .spawn(move || work(&server, &app, &failed))
-            .map_err(|e| format!("cannot start worker threads: {e}"))?;
-    }
-    while !signal::stop_requested() && !failed.load(Ordering::SeqCst) {
-        thread::sleep(Duration::from_millis(100));
-    }
-    // Stop accepting: new connections are refused from here on.
-    // SAFETY: shutdown(2) on a socket we own; it only changes its state.
-    unsafe { libc::shutdown(control.as_raw_fd(), libc::SHUT_RDWR) };
-    let deadline = Instant::now() + options.grace;
-    while app.uploads_in_progress() > 0 && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(50));
-    }
-    let left = app.uploads_in_progress();
-    if left > 0 {
-        eprintln!(
-            "fileupload: stopping with {left} upload(s) unfinished after the grace period; they end as interrupted"
-        );
-    }
-    if failed.load(Ordering::SeqCst) {
-        return Err("the listening socket failed".into());
-    }
-    eprintln!("fileupload: stopped");
-    Ok(())
-}
-
-fn work(server: &Server, app: &App, failed: &AtomicBool) {
-    while !signal::stop_requested() && !failed.load(Ordering::SeqCst) {
-        match server.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(request)) => answer(app, request),
-            Ok(None) => {}
-            Err(e) => {
-                if !signal::stop_requested() {
-                    eprintln!("fileupload: cannot accept connections: {e}");
-                    failed.store(true, Ordering::SeqCst);
-                }
-                return;
+    let service = Arc::new(service);
+    let worker_service = service.clone();
+    let work = move |failed: &AtomicBool| {
+        while server::running(failed) {
+            match server.recv_timeout(Duration::from_millis(200)) {
+                Ok(Some(request)) => answer(&worker_service, request),
+                Ok(None) => {}
+                Err(e) => return server::listener_failed(failed, &e),
             }
         }
-    }
+    };
+    // Stop accepting: new connections are refused from here on.
+    // SAFETY: shutdown(2) on a socket we own; it only changes its state.
+    let stop = || unsafe {
+        libc::shutdown(control.as_raw_fd(), libc::SHUT_RDWR);
+    };
+    server::run(&service, &options.workers, work, stop)
 }
 
 /// Reads the body only when the core asks, so that `100 Continue` is sent
@@ -101,7 +63,7 @@ impl Read for LazyBody<'_> {
     }
 }
 
-fn answer(app: &App, mut request: tiny_http::Request) {
+fn answer(app: &Service, mut request: tiny_http::Request) {
     let started = Instant::now();
     let method = request.method().as_str().to_ascii_uppercase();
     let url = request.url().to_owned();
@@ -144,12 +106,12 @@ fn bind(options: &Options) -> Result<(Server, OwnedFd), String> {
             std::fs::remove_file(path).map_err(|e| fail(&e))?;
         }
         let listener = UnixListener::bind(path).map_err(|e| fail(&e))?;
-        set_timeouts(listener.as_raw_fd(), options.idle_timeout).map_err(|e| fail(&e))?;
+        set_timeouts(listener.as_raw_fd(), options.workers.idle_timeout).map_err(|e| fail(&e))?;
         let control = OwnedFd::from(listener.try_clone().map_err(|e| fail(&e))?);
         (Server::from_listener(listener, None), control)
     } else {
         let listener = TcpListener::bind(&options.listen).map_err(|e| fail(&e))?;
-        set_timeouts(listener.as_raw_fd(), options.idle_timeout).map_err(|e| fail(&e))?;
+        set_timeouts(listener.as_raw_fd(), options.workers.idle_timeout).map_err(|e| fail(&e))?;
         let control = OwnedFd::from(listener.try_clone().map_err(|e| fail(&e))?);
         (Server::from_listener(listener, None), control)
     };

@@ -10,18 +10,22 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;
+pub mod cgi;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod error;
+pub mod fastcgi;
+pub mod forward;
 pub mod http;
 pub mod identifier;
 pub mod intercept;
 pub mod log;
 pub mod multipart;
 pub mod pool;
+pub mod server;
 pub mod signal;
 pub mod status;
 pub mod units;

@@ -1,0 +1,277 @@
+# Helpers of the tests under real web servers (Apache, nginx, lighttpd);
+# sourced after lib.sh, not run. Servers run as normal foreground
+# processes on free loopback ports, with configs in $WORK, and are stopped
+# by PID in lib.sh's trap.
+
+# As root, Apache and lighttpd hand requests to workers of this user; the
+# CGI program runs as it, so the pool and the test files must be its.
+WEB_USER=www-data
+WEB_GROUP=www-data
+chmod 755 "$WORK"
+
+for tool in apache2 nginx lighttpd fcgiwrap spawn-fcgi curl python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (.ci/run installs it)" >&2; exit 1; }
+done
+
+APACHE_MODULES=/usr/lib/apache2/modules
+
+# The upload every server gets, made once per script by the first suite.
+BIG="$WORK/big.bin"
+BIG_SHA=
+# Larger than FILEUPLOAD_MAX_SIZE; sparse, so it costs no disk.
+HUGE="$WORK/huge.bin"
+truncate -s 300M "$HUGE"
+MAX_SIZE=250M
+printf 'hello from the app test\n' >"$WORK/small.txt"
+chmod 644 "$HUGE" "$WORK/small.txt"
+
+make_big() {
+  [ -n "$BIG_SHA" ] && return 0
+  head -c $((200 * 1024 * 1024)) /dev/urandom >"$BIG"
+  chmod 644 "$BIG"
+  BIG_SHA=$(sha256sum <"$BIG" | cut -d' ' -f1)
+}
+
+# Servers run in sessions of their own (see start); stopping one stops its
+# process group, the workers it forked with it.
+SERVER_PIDS=()
+stop_servers() {
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do
+    kill -- "-$pid" 2>/dev/null || true
+  done
+  cleanup
+}
+trap stop_servers EXIT
+
+# jget TEXT EXPRESSION: like json, but a reply that is not JSON gives
+# "<not JSON: …>" (and a failed check) instead of stopping the script.
+jget() {
+  json "$1" "$2" 2>/dev/null || echo "<not JSON: ${1:0:80}>"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start NAME COMMAND...: runs COMMAND in the background, its output in
+# $WORK/NAME.log; sets LAST_PID.
+start() {
+  local name=$1; shift
+  # Its own session: Apache stops its workers with killpg(2), which
+  # would stop this script too.
+  setsid "$@" >"$WORK/$name.log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+  SERVER_PIDS+=("$LAST_PID")
+}
+
+# wait_url URL: until something answers HTTP there (5 s at most).
+wait_url() {
+  local i
+  for i in $(seq 1 100); do
+    curl -s -o /dev/null "$1" && return 0
+    sleep 0.05
+  done
+  echo "nothing answers at $1; the logs:" >&2
+  tail -n 20 "$WORK"/*.log "$WORK"/*/error.log >&2 2>/dev/null || true
+  return 1
+}
+
+# new_pool NAME: an empty pool directory the web user owns.
+new_pool() {
+  local dir="$WORK/$1-pool"
+  mkdir -p "$dir"
+  chown "$WEB_USER:$WEB_GROUP" "$dir"
+  chmod 700 "$dir"
+  echo "$dir"
+}
+
+# The tiny CGI application of the --exec tests: for a description (JSON
+# on stdin) it proves it can read the file at the path it was given;
+# anything else it echoes.
+APP="$WORK/app.sh"
+cat >"$APP" <<'EOF'
+#!/bin/sh
+if [ "$CONTENT_TYPE" = application/json ]; then
+  desc=$(cat)
+  path=$(printf '%s' "$desc" | python3 -c 'import json, sys; print(json.load(sys.stdin)["files"][0]["path"])')
+  sha=$(sha256sum <"$path" | cut -d' ' -f1)
+  printf 'Status: 200 OK\r\nContent-Type: application/json\r\nX-App-Sha256: %s\r\nX-App-Length: %s\r\n\r\n' "$sha" "$CONTENT_LENGTH"
+  printf '%s' "$desc"
+else
+  printf 'Status: 202 Accepted\r\nContent-Type: text/plain\r\n\r\n'
+  printf 'passthrough %s %s\n' "$REQUEST_METHOD" "$QUERY_STRING"
+  cat
+fi
+EOF
+chmod 755 "$APP"
+
+# only_status_files DIR: the bucket holds its lock and status, nothing else.
+only_status_files() {
+  [ -z "$(ls -A "$1" | grep -v -e '^lock$' -e '^status.json$')" ]
+}
+
+# suite NAME URL POOL: the checks every front end passes behind a real
+# server. URL is the base that ends before /upload.
+suite() {
+  local name=$1 url=$2 pool=$3
+  local id="big-$name" code body s state received last=-1 rising=0 polls=0
+  make_big
+  local started=$SECONDS
+
+  # A 200 MiB upload, with status polled by another client while it runs.
+  curl -s -o "$WORK/$name.body" -w '%{http_code}' --limit-rate 40M \
+    -F "f=@$BIG;type=application/octet-stream" "$url/upload?X-Progress-ID=$id" >"$WORK/$name.code" &
+  local upload=$!
+  while kill -0 "$upload" 2>/dev/null; do
+    s=$(curl -s "$url/upload/status?X-Progress-ID=$id")
+    polls=$((polls + 1))
+    # One interpreter start per poll: a loaded machine still polls often.
+    read -r state received <<<"$(jget "$s" 'j["state"] + " " + str(j.get("received", -1))')"
+    if [ "$state" == uploading ]; then
+      [[ "$received" =~ ^[0-9]+$ ]] || received=$last
+      if [ "$received" -gt "$last" ] && [ "$last" -ge 0 ]; then rising=$((rising + 1)); fi
+      if [ "$received" -lt "$last" ]; then fail "$name: received went backwards ($last → $received)"; fi
+      last=$received
+    fi
+    sleep 0.2
+  done
+  wait "$upload" || true
+  local upload_s=$((SECONDS - started))
+  code=$(cat "$WORK/$name.code"); body=$(cat "$WORK/$name.body")
+  check "$name: upload status" 201 "$code"
+  check "$name: upload state" done "$(jget "$body" 'j["state"]')"
+  check "$name: sha256 in the description" "$BIG_SHA" "$(jget "$body" 'j["files"][0]["sha256"]')"
+  check "$name: length" $((200 * 1024 * 1024)) "$(jget "$body" 'j["files"][0]["length"]')"
+  check "$name: no path to the browser" False "$(jget "$body" 'str("path" in j["files"][0])')"
+  cmp -s "$BIG" "$pool/$id/0" && ok || fail "$name: stored file differs from the upload"
+  # Two polls that saw it uploading, the second more than the first.
+  [ "$rising" -ge 1 ] && ok || fail "$name: received rose $rising times in $polls polls before done"
+  s=$(curl -s "$url/upload/status?X-Progress-ID=$id")
+  check "$name: status after" done "$(jget "$s" 'j["state"]')"
+
+  # Clear.
+  check "$name: clear" '{"success":true}' "$(curl -s "$url/upload?X-Progress-ID=$id&clear")"
+  [ ! -e "$pool/$id" ] && ok || fail "$name: bucket left after clear"
+  check "$name: cleared status" '{"state":"starting"}' "$(curl -s "$url/upload/status?X-Progress-ID=$id")"
+
+  # Over the size limit: 413, recorded for a polling client.
+  local t=$SECONDS
+  code=$(curl -s -o "$WORK/$name.body" -w '%{http_code}' -F "f=@$HUGE" "$url/upload?X-Progress-ID=huge-$name" || true)
+  check "$name: oversize" 413 "$code"
+  s=$(curl -s "$url/upload/status?X-Progress-ID=huge-$name")
+  check "$name: oversize recorded" 413 "$(jget "$s" 'j.get("status")')"
+
+  local oversize_s=$((SECONDS - t))
+  # A client that goes away mid-upload: state error, no stray file.
+  t=$SECONDS
+  curl -s -o /dev/null --limit-rate 10M --max-time 2 -F "f=@$BIG" "$url/upload?X-Progress-ID=gone-$name" || true
+  local i
+  state=none
+  for i in $(seq 1 100); do
+    state=$(jget "$(curl -s "$url/upload/status?X-Progress-ID=gone-$name")" 'j["state"]')
+    [ "$state" == error ] && break
+    sleep 0.1
+  done
+  local gone_s=$((SECONDS - t))
+  check "$name: disconnect ends in error" error "$state"
+  if [ -d "$pool/gone-$name" ] && only_status_files "$pool/gone-$name"; then ok; else
+    fail "$name: stray files after a disconnect: $(ls -A "$pool/gone-$name" 2>&1 | tr '\n' ' ')"
+  fi
+
+  # Routing, wherever the program is mounted.
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$url/nowhere")
+  check "$name: other path" 404 "$code"
+  code=$(curl -s -o "$WORK/$name.body" -w '%{http_code}' "$url/upload/status?X-Progress-ID=../x")
+  check "$name: invalid identifier" 400 "$code"
+  echo "$name: $((SECONDS - started)) s (upload $upload_s s, $polls polls, oversize $oversize_s s, disconnect $gone_s s)"
+}
+
+# exec_suite NAME URL POOL: URL runs the program with --exec $APP.
+exec_suite() {
+  local name=$1 url=$2 pool=$3 body
+  body=$(curl -s -D "$WORK/$name.h" -F "f=@$WORK/small.txt" "$url/upload?X-Progress-ID=exec-$name")
+  check "$name: the app answered" "200" "$(head -n 1 "$WORK/$name.h" | cut -d' ' -f2)"
+  local path
+  path=$(jget "$body" 'j["files"][0]["path"]')
+  check "$name: path in the description" "$pool/exec-$name/0" "$path"
+  check "$name: the app read the file at the path" "$(sha256sum <"$WORK/small.txt" | cut -d' ' -f1)" \
+    "$(tr -d '\r' <"$WORK/$name.h" | sed -n 's/^X-App-Sha256: //Ip')"
+  check "$name: CONTENT_LENGTH of the description" "${#body}" "$(tr -d '\r' <"$WORK/$name.h" | sed -n 's/^X-App-Length: //Ip')"
+  check "$name: description state" done "$(jget "$body" 'j["state"]')"
+  # Status is still ours; other requests are the app's, body and all.
+  check "$name: status not passed" done "$(jget "$(curl -s "$url/upload/status?X-Progress-ID=exec-$name")" 'j["state"]')"
+  body=$(curl -s -w '%{http_code}' -d 'a=1&b=2' "$url/other?q=1")
+  check "$name: passthrough" "passthrough POST q=1
+a=1&b=2202" "$body"
+}
+
+# The tiny HTTP application of the --backend tests: for a description it
+# reads the file at the path it was given and answers what it received;
+# anything else it describes (length and sha256 of the body). /redirect
+# answers 303, which must reach the client, not be followed.
+BACKEND_APP="$WORK/backend.py"
+cat >"$BACKEND_APP" <<'EOF'
+import hashlib, json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class App(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.headers.get("Content-Type") == "application/json":
+            d = json.loads(body)
+            with open(d["files"][0]["path"], "rb") as f:
+                sha = hashlib.sha256(f.read()).hexdigest()
+            reply = {"description": d, "file_sha256": sha,
+                     "progress_id": self.headers.get("X-Progress-ID"),
+                     "cookie": self.headers.get("Cookie"),
+                     "authorization": self.headers.get("Authorization"),
+                     "forwarded_for": self.headers.get("X-Forwarded-For"),
+                     "other": self.headers.get("X-Other")}
+        else:
+            reply = {"unchanged": True, "content_type": self.headers.get("Content-Type"),
+                     "length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        out = json.dumps(reply).encode()
+        self.send_response(303 if self.path.endswith("/redirect") else 200)
+        if self.path.endswith("/redirect"):
+            self.send_header("Location", "/thanks")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Set-Cookie", "seen=1")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), App).serve_forever()
+EOF
+
+# start_backend_app: sets BACKEND_URL to a running app.
+start_backend_app() {
+  local port
+  port=$(free_port)
+  start backend-app python3 "$BACKEND_APP" "$port"
+  wait_url "http://127.0.0.1:$port/"
+  BACKEND_URL="http://127.0.0.1:$port/app"
+}
+
+# backend_suite NAME URL POOL: URL's program runs with --backend $BACKEND_URL.
+backend_suite() {
+  local name=$1 url=$2 pool=$3 body
+  local id="backend-$name"
+  body=$(curl -s -D "$WORK/$name.h" -H 'Cookie: a=b' -H 'X-Forwarded-For: 10.9.8.7' -H 'Authorization: Bearer t0k' -H 'X-Other: o' \
+    -F "f=@$WORK/small.txt" "$url/upload?X-Progress-ID=$id")
+  check "$name: the app's status" 200 "$(head -n 1 "$WORK/$name.h" | cut -d' ' -f2)"
+  # Header names arrive in lower case through the HTTP client.
+  check_contains "$name: the app's headers" "set-cookie: seen=1" "$(tr A-Z a-z <"$WORK/$name.h")"
+  check "$name: path in the description" "$pool/$id/0" "$(jget "$body" 'j["description"]["files"][0]["path"]')"
+  check "$name: the app read the file" "$(sha256sum <"$WORK/small.txt" | cut -d' ' -f1)" "$(jget "$body" 'j["file_sha256"]')"
+  check "$name: X-Progress-ID" "$id" "$(jget "$body" 'j["progress_id"]')"
+  check "$name: Cookie passed on" "a=b" "$(jget "$body" 'j["cookie"]')"
+  check "$name: X-Forwarded-For passed on" "10.9.8.7" "$(jget "$body" 'j["forwarded_for"]')"
+  check "$name: Authorization passed on" "Bearer t0k" "$(jget "$body" 'j["authorization"]')"
+  check "$name: nothing else passed on" null "$(jget "$body" 'j["other"]')"
+  check "$name: status is still ours" done "$(jget "$(curl -s "$url/upload/status?X-Progress-ID=$id")" 'j["state"]')"
+}

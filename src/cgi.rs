@@ -1,0 +1,421 @@
+//! The CGI front end (RFC 3875): one request per process, read from the
+//! environment and stdin, answered on stdout. The translation between CGI
+//! meta-variables and the core's models lives here, as pure functions, and
+//! serves FastCGI too, whose `PARAMS` are the same variables.
+
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+
+use crate::error::{Error, Result};
+use crate::forward::Service;
+use crate::http::{Request, Response, percent_decode, reason};
+
+/// The most bytes of headers a CGI program's answer may have.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Everything of a request but its body, as CGI meta-variables give it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// `REQUEST_METHOD`, upper case.
+    pub method: String,
+    /// `SCRIPT_NAME` + `PATH_INFO`.
+    pub path: String,
+    /// `QUERY_STRING`.
+    pub query: String,
+    /// `CONTENT_TYPE`, `CONTENT_LENGTH` and every `HTTP_*`, as headers.
+    pub headers: Vec<(String, String)>,
+    /// `CONTENT_LENGTH`, when given.
+    pub content_length: Option<u64>,
+}
+
+impl Head {
+    /// The core's request, with `body` as its body.
+    pub fn into_request(self, body: &mut dyn Read) -> Request<'_> {
+        Request {
+            method: self.method,
+            path: self.path,
+            query: self.query,
+            headers: self.headers,
+            content_length: self.content_length,
+            body,
+        }
+    }
+}
+
+/// Reads a request's head from CGI meta-variables (RFC 3875 section 4.1).
+/// Routing uses `SCRIPT_NAME` + `PATH_INFO`, so the program answers both
+/// mapped at `/upload` and as `/cgi-bin/fileupload/upload`.
+///
+/// ```
+/// use fileupload::cgi::head;
+/// let vars = [
+///     ("REQUEST_METHOD", "POST"),
+///     ("SCRIPT_NAME", "/cgi-bin/fileupload"),
+///     ("PATH_INFO", "/upload"),
+///     ("QUERY_STRING", "X-Progress-ID=a"),
+///     ("CONTENT_TYPE", "multipart/form-data; boundary=x"),
+///     ("CONTENT_LENGTH", "42"),
+///     ("HTTP_X_PROGRESS_ID", "b"),
+/// ];
+/// let head = head(vars.iter().map(|(n, v)| (n.to_string(), v.to_string()))).unwrap();
+/// assert_eq!(head.path, "/cgi-bin/fileupload/upload");
+/// assert_eq!(head.content_length, Some(42));
+/// assert!(head.headers.contains(&("X-Progress-Id".into(), "b".into())));
+/// ```
+pub fn head(vars: impl IntoIterator<Item = (String, String)>) -> Result<Head> {
+    let mut method = None;
+    let mut script = String::new();
+    let mut path_info = String::new();
+    let mut query = String::new();
+    let mut headers = Vec::new();
+    let mut content_length = None;
+    for (name, value) in vars {
+        match name.as_str() {
+            "REQUEST_METHOD" => method = Some(value.to_ascii_uppercase()),
+            "SCRIPT_NAME" => script = value,
+            "PATH_INFO" => path_info = value,
+            "QUERY_STRING" => query = value,
+            "CONTENT_TYPE" if !value.is_empty() => headers.push(("Content-Type".into(), value)),
+            // Some servers set it empty for a request without a body.
+            "CONTENT_LENGTH" if !value.trim().is_empty() => {
+                let length = value
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| Error::bad_request(format!("invalid CONTENT_LENGTH {value:?}")))?;
+                content_length = Some(length);
+                headers.push(("Content-Length".into(), length.to_string()));
+            }
+            _ => {
+                // HTTP_CONTENT_TYPE and HTTP_CONTENT_LENGTH must not
+                // shadow the variables the server vouches for.
+                if let Some(header) = name.strip_prefix("HTTP_")
+                    && header != "CONTENT_TYPE"
+                    && header != "CONTENT_LENGTH"
+                {
+                    headers.push((header_name(header), value));
+                }
+            }
+        }
+    }
+    let method = method
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| Error::bad_request("not a CGI request: REQUEST_METHOD is not set"))?;
+    Ok(Head {
+        method,
+        path: script + &path_info,
+        query,
+        headers,
+        content_length,
+    })
+}
+
+/// `X_PROGRESS_ID` → `X-Progress-Id`.
+fn header_name(meta: &str) -> String {
+    meta.split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            match chars.next() {
+                Some(first) => {
+                    first.to_ascii_uppercase().to_string() + &chars.as_str().to_ascii_lowercase()
+                }
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Whether the command line is what a web server gives a CGI script that
+/// is the binary itself: RFC 3875 section 4.4 passes the words of a query
+/// without `=` as arguments, and nothing otherwise.
+///
+/// ```
+/// use fileupload::cgi::is_script_invocation;
+/// assert!(is_script_invocation(&[], Some("X-Progress-ID=a&status")));
+/// assert!(is_script_invocation(&["a b".into(), "c".into()], Some("a%20b+c")));
+/// assert!(!is_script_invocation(&["status".into(), "x".into()], Some("")));
+/// ```
+pub fn is_script_invocation(args: &[OsString], query: Option<&str>) -> bool {
+    let query = query.unwrap_or("");
+    let words: Vec<String> = if query.is_empty() || query.contains('=') {
+        Vec::new()
+    } else {
+        query.split('+').map(percent_decode).collect()
+    };
+    args.len() == words.len()
+        && args
+            .iter()
+            .zip(&words)
+            .all(|(arg, word)| arg.as_bytes() == word.as_bytes())
+}
+
+/// A response as a CGI program writes it: a `Status:` line, the headers, a
+/// blank line, the body. FastCGI's `STDOUT` stream carries the same.
+///
+/// ```
+/// use fileupload::{cgi::encode_response, http::Response};
+/// let out = encode_response(&Response::new(201, "application/json", b"{}".to_vec()));
+/// assert!(out.starts_with(b"Status: 201 Created\r\nContent-Type: application/json\r\n"));
+/// assert!(out.ends_with(b"Content-Length: 2\r\n\r\n{}"));
+/// ```
+pub fn encode_response(response: &Response) -> Vec<u8> {
+    let mut out = Vec::with_capacity(response.body.len() + 256);
+    out.extend_from_slice(
+        format!(
+            "Status: {} {}\r\n",
+            response.status,
+            reason_phrase(response.status)
+        )
+        .as_bytes(),
+    );
+    for (name, value) in &response.headers {
+        // The length is ours to state; a relayed one may be stale.
+        if name.eq_ignore_ascii_case("Content-Length") || name.eq_ignore_ascii_case("Status") {
+            continue;
+        }
+        // A header must never break the framing: drop line ends.
+        let clean = |s: &str| s.replace(['\r', '\n'], "");
+        out.extend_from_slice(format!("{}: {}\r\n", clean(name), clean(value)).as_bytes());
+    }
+    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", response.body.len()).as_bytes());
+    out.extend_from_slice(&response.body);
+    out
+}
+
+/// The reason phrase, also for the statuses only an application answers
+/// with (the core's table knows its own).
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        501 => "Not Implemented",
+        504 => "Gateway Timeout",
+        _ => reason(status),
+    }
+}
+
+/// Reads the answer of a CGI program (RFC 3875 section 6): header lines
+/// ending in LF or CRLF, a blank line, the body. `Status` sets the status;
+/// a `Location` without it is a redirect (302). Anything else is refused,
+/// as a web server would refuse it.
+///
+/// ```
+/// use fileupload::cgi::parse_response;
+/// let r = parse_response(b"Content-Type: text/plain\nStatus: 202 Accepted\n\nhi").unwrap();
+/// assert_eq!((r.status, r.body.as_slice()), (202, &b"hi"[..]));
+/// assert_eq!(r.header("Content-Type"), Some("text/plain"));
+/// assert!(parse_response(b"no header here").is_err());
+/// ```
+pub fn parse_response(output: &[u8]) -> Result<Response> {
+    let bad = |why: &str| Error::new(502, format!("the application's answer is malformed: {why}"));
+    let mut rest = output;
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut status = None;
+    loop {
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .filter(|&n| n < MAX_HEAD)
+            .ok_or_else(|| bad("no end of headers"))?;
+        let line = &rest[..end];
+        rest = &rest[end + 1..];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        let line = std::str::from_utf8(line).map_err(|_| bad("a header is not UTF-8"))?;
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| bad("a header line without ':'"))?;
+        let (name, value) = (name.trim(), value.trim());
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(bad("an invalid header name"));
+        }
+        if name.eq_ignore_ascii_case("Status") {
+            let code = value
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse::<u16>().ok())
+                .filter(|c| (100..1000).contains(c))
+                .ok_or_else(|| bad("an invalid Status"))?;
+            status = Some(code);
+        } else {
+            headers.push((name.to_owned(), value.to_owned()));
+        }
+        if headers.len() > 1000 {
+            return Err(bad("too many headers"));
+        }
+    }
+    let has = |n: &str| headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n));
+    let status = match status {
+        Some(code) => code,
+        None if has("Location") => 302,
+        None if has("Content-Type") => 200,
+        None => return Err(bad("neither Status, Location nor Content-Type")),
+    };
+    let mut response = Response::new(status, "", rest.to_vec());
+    response.headers = headers;
+    Ok(response)
+}
+
+/// Answers the one request of this process: the head from the
+/// environment, the body from stdin (at most `CONTENT_LENGTH` bytes, as
+/// the RFC asks), the answer on stdout.
+pub fn run(service: &Service) -> io::Result<()> {
+    let vars = std::env::vars_os().map(|(n, v)| {
+        (
+            n.to_string_lossy().into_owned(),
+            v.to_string_lossy().into_owned(),
+        )
+    });
+    let limit = match head(vars) {
+        Ok(head) => {
+            let limit = head.content_length.unwrap_or(u64::MAX);
+            let mut body = io::stdin().lock().take(limit);
+            let response = service.handle(head.into_request(&mut body));
+            answer(&response)?;
+            body.limit()
+        }
+        Err(e) => {
+            answer(&crate::app::error_response(&e, None))?;
+            0
+        }
+    };
+    // A server still writing the body must be able to finish: fcgiwrap
+    // turns an answer given before the body was read (a 413 judged on
+    // CONTENT_LENGTH) into a 502 when it meets a closed pipe. The answer
+    // is already out; the rest of the body is read and dropped.
+    let _ = io::copy(&mut io::stdin().lock().take(limit), &mut io::sink());
+    Ok(())
+}
+
+/// Answers 500 when the program cannot start (a bad setting, an unusable
+/// pool directory): the client gets the JSON error every failure gets, and
+/// the details, which may name server paths, go only to the error log.
+pub fn answer_startup_failure() {
+    let err =
+        Error::internal("the upload service is misconfigured; see the web server's error log");
+    // Nothing more can be done when even this cannot be written.
+    let _ = answer(&crate::app::error_response(&err, None));
+}
+
+fn answer(response: &Response) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(&encode_response(response))?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn script_mapped_at_upload() {
+        let h = head(vars(&[
+            ("REQUEST_METHOD", "get"),
+            ("SCRIPT_NAME", "/upload"),
+            ("PATH_INFO", ""),
+            ("QUERY_STRING", "X-Progress-ID=a&status"),
+        ]))
+        .unwrap();
+        assert_eq!(h.method, "GET");
+        assert_eq!(h.path, "/upload");
+        assert_eq!(h.query, "X-Progress-ID=a&status");
+        assert_eq!(h.content_length, None);
+        assert!(h.headers.is_empty());
+    }
+
+    #[test]
+    fn headers_from_meta_variables() {
+        let h = head(vars(&[
+            ("REQUEST_METHOD", "POST"),
+            ("CONTENT_LENGTH", ""),
+            ("CONTENT_TYPE", "text/plain"),
+            ("HTTP_CONTENT_TYPE", "evil/x"),
+            ("HTTP_ACCEPT", "text/html"),
+            ("HTTP_X_FORWARDED_FOR", "1.2.3.4"),
+            ("SERVER_NAME", "x"),
+        ]))
+        .unwrap();
+        assert_eq!(h.content_length, None);
+        assert_eq!(
+            h.headers,
+            vec![
+                ("Content-Type".into(), "text/plain".into()),
+                ("Accept".into(), "text/html".into()),
+                ("X-Forwarded-For".into(), "1.2.3.4".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn refused_meta_variables() {
+        assert_eq!(head(vars(&[])).unwrap_err().status(), 400);
+        let e = head(vars(&[
+            ("REQUEST_METHOD", "POST"),
+            ("CONTENT_LENGTH", "-1"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.status(), 400);
+        let e = head(vars(&[
+            ("REQUEST_METHOD", "POST"),
+            ("CONTENT_LENGTH", "1x"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn encoded_headers_cannot_split() {
+        let r =
+            Response::new(200, "text/plain", Vec::new()).with_header("X-A", "b\r\nSet-Cookie: x");
+        let out = String::from_utf8(encode_response(&r)).unwrap();
+        assert!(out.contains("X-A: bSet-Cookie: x\r\n"), "{out}");
+    }
+
+    #[test]
+    fn program_answers() {
+        let r = parse_response(b"Location: /done\r\n\r\n").unwrap();
+        assert_eq!(r.status, 302);
+        assert_eq!(r.header("Location"), Some("/done"));
+        let r = parse_response(b"Status: 404\nContent-Type: text/plain\n\n").unwrap();
+        assert_eq!(r.status, 404);
+        assert!(r.body.is_empty());
+        for bad in [
+            &b""[..],
+            b"Content-Type: text/plain",
+            b"Status: abc\n\n",
+            b"Status: 99\nContent-Type: a\n\n",
+            b"X-Only: 1\n\n",
+            b"Bad Header: 1\n\n",
+            b"\xff: 1\n\n",
+        ] {
+            assert_eq!(parse_response(bad).unwrap_err().status(), 502, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn isindex_arguments() {
+        assert!(is_script_invocation(&[], None));
+        assert!(!is_script_invocation(&["cgi".into()], None));
+        assert!(is_script_invocation(&["x".into()], Some("x")));
+    }
+}

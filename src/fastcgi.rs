@@ -1,0 +1,880 @@
+//! The FastCGI responder: the record layer ([`record`]) over sockets, one
+//! connection per worker thread, each request translated with the CGI
+//! front end's [`crate::cgi::head`] (its `PARAMS` are CGI meta-variables)
+//! and answered by the same [`Service`] as every other front end.
+//!
+//! A malformed or truncated record closes its connection with a log line;
+//! the process and every other connection carry on.
+
+pub mod record;
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use record::{Decoder, ProtocolStatus, Record};
+
+use crate::app::error_response;
+use crate::forward::Service;
+use crate::server::{self, Workers};
+use crate::{cgi, log};
+
+/// The file descriptor a web server hands a responder its listening
+/// socket on (`FCGI_LISTENSOCK_FILENO`).
+const LISTENSOCK_FILENO: RawFd = 0;
+/// Bytes read from a connection at a time.
+const READ_SIZE: usize = 64 * 1024;
+/// The most bytes of `PARAMS` one request may send.
+const MAX_PARAMS: usize = 1024 * 1024;
+
+/// How the responder listens and how many it serves at once.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `HOST:PORT` or `unix:PATH`; `None`: the socket inherited on fd 0.
+    pub listen: Option<String>,
+    /// The worker pool.
+    pub workers: Workers,
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    fn accept(&self) -> io::Result<Stream> {
+        match self {
+            Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
+            Listener::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
+        }
+    }
+
+    fn fd(&self) -> RawFd {
+        match self {
+            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Unix(l) => l.as_raw_fd(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| "?".into()),
+            Listener::Unix(l) => match l.local_addr() {
+                Ok(a) => match a.as_pathname() {
+                    Some(p) => format!("unix:{}", p.display()),
+                    None => "unix:(unnamed)".into(),
+                },
+                Err(_) => "unix:?".into(),
+            },
+        }
+    }
+}
+
+impl Stream {
+    fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => {
+                s.set_read_timeout(Some(timeout))?;
+                s.set_write_timeout(Some(timeout))
+            }
+            Stream::Unix(s) => {
+                s.set_read_timeout(Some(timeout))?;
+                s.set_write_timeout(Some(timeout))
+            }
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
+        }
+    }
+}
+
+/// Whether file descriptor 0 is a listening socket, as a web server that
+/// spawns a responder (`spawn-fcgi`, lighttpd, `mod_fcgid`) leaves it.
+pub fn inherited_listener() -> bool {
+    is_listening(LISTENSOCK_FILENO)
+}
+
+fn is_listening(fd: RawFd) -> bool {
+    let mut listening: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `listening`; on a
+    // descriptor that is not a socket it fails and writes nothing.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut listening as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && listening != 0
+}
+
+fn socket_family(fd: RawFd) -> Option<libc::c_int> {
+    // SAFETY: sockaddr_storage is plain data, large enough for any address.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: getsockname writes at most `len` bytes into `addr`.
+    let rc = unsafe {
+        libc::getsockname(
+            fd,
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(libc::c_int::from(addr.ss_family))
+}
+
+fn bind(listen: Option<&str>) -> Result<Listener, String> {
+    let Some(listen) = listen else {
+        if !is_listening(LISTENSOCK_FILENO) {
+            return Err(
+                "no --listen, and file descriptor 0 is not a listening socket (as spawn-fcgi or a web server would leave it)"
+                    .into(),
+            );
+        }
+        // SAFETY: fd 0 is a listening socket (checked above) that nothing
+        // else in this process uses; we take it over for good.
+        let fd = unsafe { OwnedFd::from_raw_fd(LISTENSOCK_FILENO) };
+        return Ok(match socket_family(fd.as_raw_fd()) {
+            Some(libc::AF_UNIX) => Listener::Unix(UnixListener::from(fd)),
+            _ => Listener::Tcp(TcpListener::from(fd)),
+        });
+    };
+    let fail = |e: &dyn std::fmt::Display| format!("cannot listen on {listen}: {e}");
+    if let Some(path) = listen.strip_prefix("unix:") {
+        // A socket file left by an earlier run would make bind fail.
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+            std::fs::remove_file(path).map_err(|e| fail(&e))?;
+        }
+        return UnixListener::bind(path)
+            .map(Listener::Unix)
+            .map_err(|e| fail(&e));
+    }
+    TcpListener::bind(listen)
+        .map(Listener::Tcp)
+        .map_err(|e| fail(&e))
+}
+
+/// Serves until SIGINT or SIGTERM (see [`server::run`]), one connection
+/// per worker at a time.
+pub fn serve(service: Service, options: &Options) -> Result<(), String> {
+    let listener = Arc::new(bind(options.listen.as_deref())?);
+    eprintln!(
+        "fileupload: FastCGI responder listening on {}",
+        listener.describe()
+    );
+    let service = Arc::new(service);
+    let (worker_listener, worker_service) = (listener.clone(), service.clone());
+    let (idle, max) = (options.workers.idle_timeout, options.workers.count());
+    let work = move |failed: &AtomicBool| {
+        while server::running(failed) {
+            match worker_listener.accept() {
+                Ok(stream) => {
+                    if let Err(e) = stream.set_timeouts(idle) {
+                        eprintln!("fileupload: FastCGI connection dropped: {e}");
+                        continue;
+                    }
+                    let mut conn = Connection::new(stream, max);
+                    if let Err(why) = conn.serve(&worker_service) {
+                        eprintln!("fileupload: FastCGI connection closed: {why}");
+                    }
+                }
+                // A connection that was reset before we took it, or a signal.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return server::listener_failed(failed, &e),
+            }
+        }
+    };
+    // Stop accepting; this also wakes the workers blocked in accept.
+    // SAFETY: shutdown(2) on a socket we own; it only changes its state.
+    let stop = || unsafe {
+        libc::shutdown(listener.fd(), libc::SHUT_RDWR);
+    };
+    server::run(&service, &options.workers, work, stop)
+}
+
+/// Why a connection ended early: said once in the log.
+type Broken = String;
+
+/// One connection to the web server, one request at a time on it
+/// (`FCGI_MPXS_CONNS` is 0).
+struct Connection<S> {
+    stream: S,
+    decoder: Decoder,
+    buf: Vec<u8>,
+    /// `FCGI_MAX_CONNS` and `FCGI_MAX_REQS`.
+    max: usize,
+}
+
+/// Where the body of the request in progress stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Body {
+    Open,
+    Ended,
+    Aborted,
+    Broken(Broken),
+}
+
+/// A connection whose sending side can be closed on its own.
+trait HalfClose {
+    /// Shuts down the sending side; errors are moot, the connection ends.
+    fn close_write(&mut self);
+}
+
+impl HalfClose for Stream {
+    fn close_write(&mut self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+}
+
+impl<S: Read + Write + HalfClose> Connection<S> {
+    fn new(stream: S, max: usize) -> Self {
+        Connection {
+            stream,
+            decoder: Decoder::default(),
+            buf: vec![0; READ_SIZE],
+            max,
+        }
+    }
+
+    /// Serves requests until the web server is done with the connection.
+    fn serve(&mut self, service: &Service) -> Result<(), Broken> {
+        loop {
+            let Some((id, keep_conn)) = self.begin()? else {
+                return Ok(());
+            };
+            let Some(params) = self.params(id)? else {
+                // Aborted before it began: answered already.
+                if keep_conn {
+                    continue;
+                }
+                return Ok(());
+            };
+            let started = Instant::now();
+            let mut body = StdinReader {
+                conn: self,
+                id,
+                pending: Vec::new(),
+                pos: 0,
+                state: Body::Open,
+            };
+            let (method, path, response) = match cgi::head(params) {
+                Ok(head) => {
+                    let (method, path) = (head.method.clone(), head.path.clone());
+                    (method, path, service.handle(head.into_request(&mut body)))
+                }
+                Err(e) => ("-".into(), "-".into(), error_response(&e, None)),
+            };
+            log::request(&method, &path, &response, started.elapsed());
+            let state = body.state;
+            let mut out = Vec::new();
+            match &state {
+                Body::Broken(why) => return Err(why.clone()),
+                // The web server has given up: it wants no answer.
+                Body::Aborted => {}
+                Body::Open | Body::Ended => {
+                    record::stream(
+                        record::STDOUT,
+                        id,
+                        &cgi::encode_response(&response),
+                        &mut out,
+                    );
+                    record::end_stream(record::STDOUT, id, &mut out);
+                }
+            }
+            record::end_request(id, 0, ProtocolStatus::RequestComplete, &mut out);
+            self.write(&out)?;
+            // A web server still sending the body must be able to finish
+            // (nginx turns an early answer, a 413 judged on CONTENT_LENGTH,
+            // into a 502 otherwise), and body records left over would be
+            // taken for the next request's: read them off.
+            if !keep_conn {
+                // Half-close: the server sees the end of our answer and
+                // hangs up, while what it still sends is read, not met
+                // with a reset that could cost it the answer.
+                if state == Body::Open {
+                    self.stream.close_write();
+                    self.drain(id);
+                }
+                return Ok(());
+            }
+            // A kept connection goes on once the body is read off; the
+            // server may hang up first instead, as nginx does.
+            if state == Body::Open && !self.drain(id) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Waits for `BEGIN_REQUEST`; `None` when the connection ends.
+    fn begin(&mut self) -> Result<Option<(u16, bool)>, Broken> {
+        loop {
+            match self.next()? {
+                None => return Ok(None),
+                Some(Record::BeginRequest {
+                    id,
+                    role,
+                    keep_conn,
+                }) => {
+                    if role == record::RESPONDER {
+                        return Ok(Some((id, keep_conn)));
+                    }
+                    let mut out = Vec::new();
+                    record::end_request(id, 0, ProtocolStatus::UnknownRole, &mut out);
+                    self.write(&out)?;
+                    if !keep_conn {
+                        return Ok(None);
+                    }
+                }
+                // Leftovers of a request already answered.
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Reads the request's `PARAMS` stream; `None` when it was aborted.
+    fn params(&mut self, id: u16) -> Result<Option<Vec<(String, String)>>, Broken> {
+        let mut bytes = Vec::new();
+        loop {
+            match self.next()? {
+                None => return Err("the web server closed the connection mid-request".into()),
+                Some(Record::Params { id: i, data }) if i == id => {
+                    if data.is_empty() {
+                        break;
+                    }
+                    if bytes.len() + data.len() > MAX_PARAMS {
+                        return Err(format!("PARAMS larger than {MAX_PARAMS} bytes"));
+                    }
+                    bytes.extend_from_slice(&data);
+                }
+                Some(Record::AbortRequest { id: i }) if i == id => {
+                    let mut out = Vec::new();
+                    record::end_request(id, 0, ProtocolStatus::RequestComplete, &mut out);
+                    self.write(&out)?;
+                    return Ok(None);
+                }
+                Some(other) => self.refuse_other(id, other)?,
+            }
+        }
+        let pairs = record::decode_pairs(&bytes).map_err(|e| format!("malformed PARAMS: {e}"))?;
+        Ok(Some(
+            pairs
+                .into_iter()
+                .map(|(n, v)| {
+                    (
+                        String::from_utf8_lossy(&n).into_owned(),
+                        String::from_utf8_lossy(&v).into_owned(),
+                    )
+                })
+                .collect(),
+        ))
+    }
+
+    /// A record that is not for the request in progress: a second request
+    /// on this connection is refused, anything else of another request
+    /// ignored.
+    fn refuse_other(&mut self, current: u16, record: Record) -> Result<(), Broken> {
+        if let Record::BeginRequest { id, .. } = record {
+            if id == current {
+                return Err(format!("request {id} began twice"));
+            }
+            let mut out = Vec::new();
+            record::end_request(id, 0, ProtocolStatus::CantMpxConn, &mut out);
+            self.write(&out)?;
+        }
+        Ok(())
+    }
+
+    /// Reads off the rest of a request body the answer did not need, to
+    /// its end (the idle timeout bounds a server that stops sending);
+    /// `true` when it ended and the connection can serve again.
+    fn drain(&mut self, id: u16) -> bool {
+        loop {
+            match self.next() {
+                // The server may hang up once it has the answer.
+                Ok(None) | Err(_) => return false,
+                Ok(Some(Record::Stdin { id: i, data })) if i == id => {
+                    if data.is_empty() {
+                        return true;
+                    }
+                }
+                Ok(Some(Record::AbortRequest { id: i })) if i == id => return true,
+                Ok(Some(other)) => {
+                    if self.refuse_other(id, other).is_err() {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next application record, reading as needed and answering
+    /// management records on the way; `None` at a clean end of input.
+    fn next(&mut self) -> Result<Option<Record>, Broken> {
+        loop {
+            match self.decoder.next_record() {
+                Err(e) => return Err(format!("malformed record: {e}")),
+                Ok(Some(Record::GetValues { names })) => self.get_values(&names)?,
+                Ok(Some(Record::UnknownManagement { kind })) => {
+                    let mut out = Vec::new();
+                    record::unknown_type(kind, &mut out);
+                    self.write(&out)?;
+                }
+                Ok(Some(record)) => return Ok(Some(record)),
+                Ok(None) => {
+                    let n = loop {
+                        match self.stream.read(&mut self.buf) {
+                            Ok(n) => break n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => return Err(read_failure(&e)),
+                        }
+                    };
+                    if n == 0 {
+                        return if self.decoder.is_empty() {
+                            Ok(None)
+                        } else {
+                            Err("truncated record: the connection ended inside it".into())
+                        };
+                    }
+                    self.decoder.push(&self.buf[..n]);
+                }
+            }
+        }
+    }
+
+    fn get_values(&mut self, names: &[Vec<u8>]) -> Result<(), Broken> {
+        let mut pairs: Vec<(&[u8], String)> = Vec::new();
+        for name in names {
+            let value = match name.as_slice() {
+                b"FCGI_MAX_CONNS" | b"FCGI_MAX_REQS" => self.max.to_string(),
+                b"FCGI_MPXS_CONNS" => "0".into(),
+                // The specification asks to leave out unknown names.
+                _ => continue,
+            };
+            pairs.push((name, value));
+        }
+        let mut out = Vec::new();
+        record::get_values_result(&pairs, &mut out);
+        self.write(&out)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Broken> {
+        self.stream
+            .write_all(bytes)
+            .and_then(|()| self.stream.flush())
+            .map_err(|e| format!("cannot write to the web server: {e}"))
+    }
+}
+
+fn read_failure(e: &io::Error) -> Broken {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            "idle timeout: the web server sent nothing".into()
+        }
+        _ => format!("cannot read from the web server: {e}"),
+    }
+}
+
+/// The request body, pulled record by record as the core reads it, so an
+/// upload streams to disk as the web server passes it on.
+struct StdinReader<'c, S> {
+    conn: &'c mut Connection<S>,
+    id: u16,
+    pending: Vec<u8>,
+    pos: usize,
+    state: Body,
+}
+
+impl<S: Read + Write + HalfClose> Read for StdinReader<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.pending.len() {
+                let n = buf.len().min(self.pending.len() - self.pos);
+                buf[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            match &self.state {
+                Body::Open => {}
+                Body::Ended => return Ok(0),
+                Body::Aborted => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the web server aborted the request",
+                    ));
+                }
+                Body::Broken(why) => {
+                    return Err(io::Error::new(io::ErrorKind::ConnectionReset, why.clone()));
+                }
+            }
+            self.state = match self.conn.next() {
+                Ok(Some(Record::Stdin { id, data })) if id == self.id => {
+                    if data.is_empty() {
+                        Body::Ended
+                    } else {
+                        self.pending = data;
+                        self.pos = 0;
+                        Body::Open
+                    }
+                }
+                Ok(Some(Record::AbortRequest { id })) if id == self.id => Body::Aborted,
+                Ok(Some(other)) => match self.conn.refuse_other(self.id, other) {
+                    Ok(()) => Body::Open,
+                    Err(why) => Body::Broken(why),
+                },
+                Ok(None) => Body::Broken("the web server closed the connection mid-body".into()),
+                Err(why) if why.starts_with("idle timeout") => {
+                    // Reported as a timeout, so the upload says 408.
+                    self.state = Body::Broken(why.clone());
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, why));
+                }
+                Err(why) => Body::Broken(why),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::App;
+    use crate::identifier::Signer;
+    use crate::intercept::Limits;
+    use crate::pool::Pool;
+    use record::{encode_pair, encode_record};
+
+    /// A scripted web server: reads come from `input`, writes collect.
+    struct Script {
+        input: io::Cursor<Vec<u8>>,
+        output: Vec<u8>,
+    }
+
+    impl Read for Script {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            // Small reads, so records arrive split.
+            let n = buf.len().min(7);
+            self.input.read(&mut buf[..n])
+        }
+    }
+
+    impl HalfClose for Script {
+        fn close_write(&mut self) {}
+    }
+
+    impl Write for Script {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn service(dir: &std::path::Path) -> Service {
+        let pool = Pool::open(dir, Signer::new(None)).unwrap();
+        Service::new(App::new(pool, Limits::default(), true, 2), true, None)
+    }
+
+    fn begin(id: u16, role: u16, keep: bool, out: &mut Vec<u8>) {
+        let r = role.to_be_bytes();
+        encode_record(
+            record::BEGIN_REQUEST,
+            id,
+            &[r[0], r[1], u8::from(keep), 0, 0, 0, 0, 0],
+            out,
+        );
+    }
+
+    fn params(id: u16, vars: &[(&str, &str)], out: &mut Vec<u8>) {
+        let mut body = Vec::new();
+        for (n, v) in vars {
+            encode_pair(n.as_bytes(), v.as_bytes(), &mut body);
+        }
+        // Split across two records, as servers may.
+        let (a, b) = body.split_at(body.len() / 2);
+        encode_record(record::PARAMS, id, a, out);
+        encode_record(record::PARAMS, id, b, out);
+        encode_record(record::PARAMS, id, &[], out);
+    }
+
+    /// A record written back: type, request id, content.
+    type Written = (u8, u16, Vec<u8>);
+
+    /// Runs a connection over `input`; the records written back, and how
+    /// the connection ended.
+    fn run(dir: &std::path::Path, input: Vec<u8>) -> (Vec<Written>, Result<(), Broken>) {
+        let script = Script {
+            input: io::Cursor::new(input),
+            output: Vec::new(),
+        };
+        let mut conn = Connection::new(script, 10);
+        let result = conn.serve(&service(dir));
+        let mut records = Vec::new();
+        let out = &conn.stream.output;
+        let mut at = 0;
+        while at + 8 <= out.len() {
+            let len = usize::from(u16::from_be_bytes([out[at + 4], out[at + 5]]));
+            let pad = usize::from(out[at + 6]);
+            let id = u16::from_be_bytes([out[at + 2], out[at + 3]]);
+            records.push((out[at + 1], id, out[at + 8..at + 8 + len].to_vec()));
+            at += 8 + len + pad;
+        }
+        assert_eq!(at, out.len(), "whole records written");
+        (records, result)
+    }
+
+    fn stdout_of(records: &[Written], id: u16) -> String {
+        let bytes: Vec<u8> = records
+            .iter()
+            .filter(|(k, i, _)| *k == record::STDOUT && *i == id)
+            .flat_map(|(_, _, d)| d.clone())
+            .collect();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    fn tempdir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("fcgi-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    const UPLOAD: &str = "--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n\r\nhello\r\n--XX--\r\n";
+
+    #[test]
+    fn upload_then_status_on_a_kept_connection() {
+        let dir = tempdir("keep");
+        let mut input = Vec::new();
+        begin(1, record::RESPONDER, true, &mut input);
+        let length = UPLOAD.len().to_string();
+        params(
+            1,
+            &[
+                ("REQUEST_METHOD", "POST"),
+                ("SCRIPT_NAME", "/upload"),
+                ("QUERY_STRING", "X-Progress-ID=f1"),
+                ("CONTENT_TYPE", "multipart/form-data; boundary=XX"),
+                ("CONTENT_LENGTH", &length),
+            ],
+            &mut input,
+        );
+        let (a, b) = UPLOAD.as_bytes().split_at(10);
+        record::stream(record::STDIN, 1, a, &mut input);
+        record::stream(record::STDIN, 1, b, &mut input);
+        record::end_stream(record::STDIN, 1, &mut input);
+        begin(1, record::RESPONDER, false, &mut input);
+        params(
+            1,
+            &[
+                ("REQUEST_METHOD", "GET"),
+                ("SCRIPT_NAME", "/fcgi"),
+                ("PATH_INFO", "/upload/status"),
+                ("QUERY_STRING", "X-Progress-ID=f1"),
+            ],
+            &mut input,
+        );
+        record::end_stream(record::STDIN, 1, &mut input);
+        let (records, result) = run(&dir, input);
+        assert_eq!(result, Ok(()));
+        let ends: Vec<_> = records
+            .iter()
+            .filter(|(k, _, _)| *k == record::END_REQUEST)
+            .collect();
+        assert_eq!(ends.len(), 2);
+        assert_eq!(ends[0].2, [0, 0, 0, 0, 0, 0, 0, 0]);
+        let out = stdout_of(&records, 1);
+        assert!(out.starts_with("Status: 201 Created\r\n"), "{out}");
+        assert_eq!(out.matches("\"state\":\"done\"").count(), 2, "{out}");
+        assert!(out.contains("Status: 200 OK\r\n"), "{out}");
+        assert_eq!(std::fs::read(dir.join("f1/0")).unwrap(), b"hello");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn abort_mid_upload_leaves_error_and_no_file() {
+        let dir = tempdir("abort");
+        let mut input = Vec::new();
+        begin(3, record::RESPONDER, false, &mut input);
+        params(
+            3,
+            &[
+                ("REQUEST_METHOD", "POST"),
+                ("SCRIPT_NAME", "/upload"),
+                ("QUERY_STRING", "X-Progress-ID=f2"),
+                ("CONTENT_TYPE", "multipart/form-data; boundary=XX"),
+            ],
+            &mut input,
+        );
+        record::stream(record::STDIN, 3, &UPLOAD.as_bytes()[..60], &mut input);
+        encode_record(record::ABORT_REQUEST, 3, &[], &mut input);
+        let (records, result) = run(&dir, input);
+        assert_eq!(result, Ok(()));
+        assert!(stdout_of(&records, 3).is_empty());
+        assert_eq!(records.last().unwrap().0, record::END_REQUEST);
+        let status = std::fs::read_to_string(dir.join("f2/status.json")).unwrap();
+        assert!(status.contains("\"state\":\"error\""), "{status}");
+        let names: Vec<_> = std::fs::read_dir(dir.join("f2"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            names.iter().all(|n| n == "lock" || n == "status.json"),
+            "{names:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn roles_values_and_unknown_types() {
+        let dir = tempdir("roles");
+        let mut input = Vec::new();
+        let mut names = Vec::new();
+        for n in [
+            "FCGI_MAX_CONNS",
+            "FCGI_MAX_REQS",
+            "FCGI_MPXS_CONNS",
+            "OTHER",
+        ] {
+            encode_pair(n.as_bytes(), b"", &mut names);
+        }
+        encode_record(record::GET_VALUES, 0, &names, &mut input);
+        encode_record(99, 0, &[], &mut input);
+        begin(5, 2, true, &mut input); // the authorizer role
+        begin(6, 3, false, &mut input); // the filter role
+        let (records, result) = run(&dir, input);
+        assert_eq!(result, Ok(()));
+        let kinds: Vec<_> = records.iter().map(|(k, i, _)| (*k, *i)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (record::GET_VALUES_RESULT, 0),
+                (record::UNKNOWN_TYPE, 0),
+                (record::END_REQUEST, 5),
+                (record::END_REQUEST, 6)
+            ]
+        );
+        let values = record::decode_pairs(&records[0].2).unwrap();
+        assert_eq!(
+            values,
+            [
+                (b"FCGI_MAX_CONNS".to_vec(), b"10".to_vec()),
+                (b"FCGI_MAX_REQS".to_vec(), b"10".to_vec()),
+                (b"FCGI_MPXS_CONNS".to_vec(), b"0".to_vec())
+            ]
+        );
+        assert_eq!(records[1].2[0], 99);
+        assert_eq!(records[2].2[4], ProtocolStatus::UnknownRole as u8);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_second_request_on_the_connection_is_refused() {
+        let dir = tempdir("mpx");
+        let mut input = Vec::new();
+        begin(1, record::RESPONDER, false, &mut input);
+        let length = UPLOAD.len().to_string();
+        params(
+            1,
+            &[
+                ("REQUEST_METHOD", "POST"),
+                ("SCRIPT_NAME", "/upload"),
+                ("QUERY_STRING", "X-Progress-ID=f3"),
+                ("CONTENT_TYPE", "multipart/form-data; boundary=XX"),
+                ("CONTENT_LENGTH", &length),
+            ],
+            &mut input,
+        );
+        record::stream(record::STDIN, 1, &UPLOAD.as_bytes()[..20], &mut input);
+        begin(2, record::RESPONDER, false, &mut input);
+        record::stream(record::STDIN, 1, &UPLOAD.as_bytes()[20..], &mut input);
+        record::end_stream(record::STDIN, 1, &mut input);
+        let (records, result) = run(&dir, input);
+        assert_eq!(result, Ok(()));
+        let refused = records
+            .iter()
+            .find(|(k, i, _)| *k == record::END_REQUEST && *i == 2)
+            .unwrap();
+        assert_eq!(refused.2[4], ProtocolStatus::CantMpxConn as u8);
+        assert!(stdout_of(&records, 1).starts_with("Status: 201 Created"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn malformed_and_truncated_input_closes_the_connection() {
+        let dir = tempdir("bad");
+        let mut ok = Vec::new();
+        begin(1, record::RESPONDER, false, &mut ok);
+        params(
+            1,
+            &[("REQUEST_METHOD", "GET"), ("SCRIPT_NAME", "/x")],
+            &mut ok,
+        );
+        record::end_stream(record::STDIN, 1, &mut ok);
+        for cut in 1..ok.len() {
+            let (_, result) = run(&dir, ok[..cut].to_vec());
+            if cut < 16 {
+                // Inside the first record: truncated; at 16 a clean end.
+                assert!(result.is_err(), "cut {cut}");
+            }
+        }
+        let (records, result) = run(&dir, ok.clone());
+        assert_eq!(result, Ok(()));
+        assert!(stdout_of(&records, 1).starts_with("Status: 404"));
+        let mut garbage = ok[..16].to_vec();
+        garbage.extend_from_slice(&[9; 20]);
+        let (_, result) = run(&dir, garbage);
+        assert!(result.unwrap_err().contains("version"));
+        // Broken pairs in PARAMS.
+        let mut bad = Vec::new();
+        begin(1, record::RESPONDER, false, &mut bad);
+        encode_record(record::PARAMS, 1, &[0x80, 1], &mut bad);
+        encode_record(record::PARAMS, 1, &[], &mut bad);
+        let (_, result) = run(&dir, bad);
+        assert!(result.unwrap_err().contains("PARAMS"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -98,6 +98,13 @@ bad_start "unreadable key file" "$BIN" --directory "$POOL" --key-file "$WORK/nop
 bad_start "pool that cannot be created" "$BIN" --directory /proc/self/nope list
 touch "$WORK/file"
 bad_start "pool that is a file" "$BIN" --directory "$WORK/file" list
+mkdir "$WORK/ro"
+if mount -t tmpfs -o ro,size=1m tmpfs "$WORK/ro" 2>/dev/null; then
+  bad_start "pool on a read-only mount" "$BIN" --directory "$WORK/ro" list
+  umount "$WORK/ro"
+else
+  echo "skipped: the read-only pool check needs to mount a tmpfs (not permitted here)"
+fi
 bad_start "bad duration" "$BIN" --directory "$POOL" gc --older-than soon
 bad_start "bad listen address" "$BIN" --directory "$POOL" serve --listen nowhere
 # The flag wins over the variable.

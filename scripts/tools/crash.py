@@ -1,0 +1,248 @@
+"""Kill -9 of the writer at random points of an upload, for each front end.
+
+Usage: crash.py BIN WORKDIR TRIALS SEED
+
+Each trial stores one upload that completes (its sha256 is recorded), then
+starts a second one that trickles in, kills the writer (the daemon, the
+FastCGI responder or the CGI process) at a random moment with SIGKILL, and
+checks: every upload that reported done is intact, the interrupted one
+reports error / "upload interrupted" (or done and intact, when it won the
+race), no finished-looking file exists for it, and a new start serves.
+Prints one line per failure and a summary; exits 1 on any failure.
+"""
+import hashlib
+import json
+import os
+import random
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+BIN, WORK, TRIALS, SEED = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rng = random.Random(SEED)
+failures = []
+checks = 0
+outcomes = {}
+started = []
+
+
+def check(ok, what):
+    global checks
+    checks += 1
+    if not ok:
+        failures.append(what)
+        print("FAIL:", what, file=sys.stderr)
+
+
+def body(boundary, name, data):
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; "
+            f"filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode()
+
+
+def status(pool, ident):
+    out = subprocess.run([BIN, "--directory", pool, "status", ident],
+                         capture_output=True, text=True, timeout=30)
+    return json.loads(out.stdout)
+
+
+def spawn(args, **kw):
+    p = subprocess.Popen(args, **kw)
+    started.append(p)
+    return p
+
+
+def wait_listening(p, log):
+    for _ in range(200):
+        with open(log) as f:
+            for line in f:
+                if "listening on" in line:
+                    return line.rsplit(" ", 1)[1].strip()
+        if p.poll() is not None:
+            break
+        time.sleep(0.02)
+    raise RuntimeError("writer did not start: " + open(log).read())
+
+
+# --- the three ways to send a body to a writer -----------------------------
+
+def http_send(addr, ident, payload, trickle):
+    host, port = addr.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=30)
+    s.sendall((f"POST /upload?X-Progress-ID={ident} HTTP/1.1\r\nHost: x\r\n"
+               f"Content-Type: multipart/form-data; boundary=BB\r\n"
+               f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n").encode())
+    return feed(s.sendall, payload, trickle, s)
+
+
+def fcgi_record(kind, rid, content):
+    out = b""
+    while True:
+        part, content = content[:65535], content[65535:]
+        out += struct.pack(">BBHHBx", 1, kind, rid, len(part), 0) + part
+        if not content:
+            return out
+
+
+def fcgi_params(pairs):
+    b = b""
+    for k, v in pairs.items():
+        k, v = k.encode(), v.encode()
+        for x in (k, v):
+            b += bytes([len(x)]) if len(x) < 128 else struct.pack(">I", len(x) | 0x80000000)
+        b += k + v
+    return b
+
+
+def cgi_vars(ident, length):
+    return {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "POST", "SCRIPT_NAME": "/upload",
+            "PATH_INFO": "", "QUERY_STRING": f"X-Progress-ID={ident}",
+            "CONTENT_TYPE": "multipart/form-data; boundary=BB", "CONTENT_LENGTH": str(length),
+            "SERVER_PROTOCOL": "HTTP/1.1"}
+
+
+def fcgi_send(addr, ident, payload, trickle):
+    host, port = addr.split(":")
+    s = socket.create_connection((host, int(port)), timeout=30)
+    s.sendall(fcgi_record(1, 1, struct.pack(">HB5x", 1, 0))
+              + fcgi_record(4, 1, fcgi_params(cgi_vars(ident, len(payload)))) + fcgi_record(4, 1, b""))
+    send = lambda chunk: s.sendall(fcgi_record(5, 1, chunk))
+    result = feed(send, payload, trickle, s, end=lambda: s.sendall(fcgi_record(5, 1, b"")))
+    return result
+
+
+def feed(send, payload, trickle, sock, end=None):
+    """Sends payload whole, or a part of it slowly when trickle; returns the reply."""
+    if not trickle:
+        send(payload)
+        if end:
+            end()
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+            if b"\"state\"" in data and data.rstrip().endswith((b"}", b"})")):
+                return data
+    step = 16384
+    for i in range(0, len(payload) - 1, step):
+        try:
+            send(payload[i:i + step])
+        except OSError:
+            return b""
+        time.sleep(0.01)
+    return b""
+
+
+# --- one trial per front end ----------------------------------------------
+
+def trial(kind, n):
+    pool = os.path.join(WORK, f"pool-{kind}")
+    os.makedirs(pool, exist_ok=True)
+    good, bad = f"{kind}-done-{n}", f"{kind}-cut-{n}"
+    data = os.urandom(rng.randint(1, 256) * 1024)
+    cut = os.urandom(rng.randint(512, 4096) * 1024)
+    log = os.path.join(WORK, f"{kind}-{n}.log")
+    writer = None
+    if kind == "daemon":
+        writer = spawn([BIN, "serve", "--directory", pool, "--listen", "127.0.0.1:0"],
+                       stderr=open(log, "w"))
+        addr = wait_listening(writer, log)
+        http_send(addr, good, body("BB", "good.bin", data), False)
+        send = lambda: http_send(addr, bad, body("BB", "cut.bin", cut), True)
+    elif kind == "fastcgi":
+        port = free_port()
+        writer = spawn([BIN, "fastcgi", "--directory", pool, "--listen", f"127.0.0.1:{port}"],
+                       stderr=open(log, "w"))
+        wait_listening(writer, log)
+        fcgi_send(f"127.0.0.1:{port}", good, body("BB", "good.bin", data), False)
+        send = lambda: fcgi_send(f"127.0.0.1:{port}", bad, body("BB", "cut.bin", cut), True)
+    else:
+        payload = body("BB", "good.bin", data)
+        env = dict(os.environ, FILEUPLOAD_DIRECTORY=pool, **cgi_vars(good, len(payload)))
+        subprocess.run([BIN, "cgi"], input=payload, env=env, capture_output=True, timeout=30)
+        payload = body("BB", "cut.bin", cut)
+        env = dict(os.environ, FILEUPLOAD_DIRECTORY=pool, **cgi_vars(bad, len(payload)))
+        writer = spawn([BIN, "cgi"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                       stderr=open(log, "w"), env=env)
+
+        def send():
+            for i in range(0, len(payload) - 1, 16384):
+                try:
+                    writer.stdin.write(payload[i:i + 16384])
+                    writer.stdin.flush()
+                except OSError:
+                    return
+                time.sleep(0.01)
+    s = status(pool, good)
+    check(s.get("state") == "done", f"{kind} {n}: first upload not done: {s}")
+    want = hashlib.sha256(data).hexdigest()
+    # Kill the writer at a random moment while the second upload trickles in.
+    import threading
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    time.sleep(rng.uniform(0.02, 0.4))
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    sender.join(timeout=30)
+    # The finished upload is intact.
+    path = subprocess.run([BIN, "--directory", pool, "path", good], capture_output=True,
+                          text=True).stdout.strip()
+    with open(path, "rb") as f:
+        check(hashlib.sha256(f.read()).hexdigest() == want, f"{kind} {n}: done upload damaged")
+    check(status(pool, good).get("files", [{}])[0].get("sha256") == want,
+          f"{kind} {n}: done status changed")
+    # The interrupted one says so, and leaves no finished-looking file.
+    bucket = os.path.join(pool, bad)
+    s = status(pool, bad)
+    outcomes[(kind, s.get("state"))] = outcomes.get((kind, s.get("state")), 0) + 1
+    if s.get("state") == "done":  # it finished before the kill
+        with open(os.path.join(bucket, "0"), "rb") as f:
+            check(hashlib.sha256(f.read()).hexdigest() == hashlib.sha256(cut).hexdigest(),
+                  f"{kind} {n}: upload done before the kill is damaged")
+    elif s.get("state") == "starting":  # killed before it began: nothing on disk
+        check(not os.path.exists(os.path.join(bucket, "0")), f"{kind} {n}: file without status")
+    else:
+        check(s.get("state") == "error" and s.get("error") == "upload interrupted",
+              f"{kind} {n}: interrupted upload reports {s}")
+        left = sorted(os.listdir(bucket))
+        check(all(x in ("lock", "status.json") for x in left), f"{kind} {n}: files left: {left}")
+    # The next start serves normally, with no manual step.
+    if kind == "daemon":
+        again = spawn([BIN, "serve", "--directory", pool, "--listen", "127.0.0.1:0"],
+                      stderr=open(log + ".2", "w"))
+        addr = wait_listening(again, log + ".2")
+        reply = http_send(addr, bad, body("BB", "again.bin", b"again"), False)
+        check(b"\"state\":\"done\"" in reply, f"{kind} {n}: restart did not serve: {reply[:200]}")
+        again.terminate()
+        again.wait()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+try:
+    for kind in ("daemon", "fastcgi", "cgi"):
+        for n in range(TRIALS):
+            trial(kind, n)
+finally:
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+for kind in ("daemon", "fastcgi", "cgi"):
+    # The trials must really cut uploads, not only race past them.
+    check(outcomes.get((kind, "error"), 0) >= TRIALS // 2,
+          f"{kind}: too few interrupted uploads: {outcomes}")
+print("outcomes:", ", ".join(f"{k} {s}: {n}" for (k, s), n in sorted(outcomes.items())))
+print(f"crash trials: {checks} checks, {len(failures)} failed")
+sys.exit(1 if failures else 0)

@@ -1,0 +1,128 @@
+"""Two writers, one identifier, the same moment: exactly one wins.
+
+Usage: writers.py BIN WORKDIR ROUNDS
+
+Pairs: a daemon and a CGI process, then two daemons, on one pool. Each
+round both start an upload with the same identifier at once (a barrier),
+sending their bodies in slow steps so that the two overlap. Exactly one
+must answer 201 and the other 409, and the stored file must be the
+winner's. Exits 1 on any failure.
+"""
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import socket
+
+BIN, WORK, ROUNDS = sys.argv[1], sys.argv[2], int(sys.argv[3])
+POOL = os.path.join(WORK, "writers-pool")
+started, failures = [], []
+
+
+def body(data):
+    return (b"--BB\r\nContent-Disposition: form-data; name=\"f\"; filename=\"w.bin\"\r\n\r\n"
+            + data + b"\r\n--BB--\r\n")
+
+
+def steps(payload, send):
+    for i in range(0, len(payload), 16384):
+        send(payload[i:i + 16384])
+        time.sleep(0.02)
+
+
+def via_http(addr, ident, payload):
+    host, port = addr.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=30)
+    try:
+        s.sendall((f"POST /upload?X-Progress-ID={ident} HTTP/1.1\r\nHost: x\r\n"
+                   "Content-Type: multipart/form-data; boundary=BB\r\n"
+                   f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n").encode())
+        try:
+            steps(payload, s.sendall)
+        except OSError:
+            pass  # the 409 came first and the server closed
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    except OSError:
+        return 0
+    m = re.match(rb"HTTP/1\.1 (\d+)", reply)
+    return int(m.group(1)) if m else 0
+
+
+def via_cgi(ident, payload):
+    env = dict(os.environ, FILEUPLOAD_DIRECTORY=POOL, GATEWAY_INTERFACE="CGI/1.1",
+               REQUEST_METHOD="POST", SCRIPT_NAME="/upload", PATH_INFO="",
+               QUERY_STRING=f"X-Progress-ID={ident}", CONTENT_LENGTH=str(len(payload)),
+               CONTENT_TYPE="multipart/form-data; boundary=BB")
+    p = subprocess.Popen([BIN, "cgi"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env=env)
+
+    def send(chunk):
+        p.stdin.write(chunk)
+        p.stdin.flush()
+    try:
+        steps(payload, send)
+        p.stdin.close()
+    except OSError:
+        pass
+    out = p.stdout.read()
+    p.wait()
+    m = re.search(rb"^Status: (\d+)", out, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def daemon():
+    log = os.path.join(WORK, f"writers-daemon-{len(started)}.log")
+    p = subprocess.Popen([BIN, "serve", "--directory", POOL, "--listen", "127.0.0.1:0"],
+                         stderr=open(log, "w"))
+    started.append(p)
+    for _ in range(200):
+        for line in open(log):
+            if "listening on" in line:
+                return line.rsplit(" ", 1)[1].strip()
+        time.sleep(0.02)
+    raise RuntimeError("daemon did not start")
+
+
+def rounds(name, first, second):
+    for n in range(ROUNDS):
+        ident = f"{name}-{n}"
+        payloads = [body(os.urandom(96 * 1024)), body(os.urandom(96 * 1024))]
+        codes = [None, None]
+        barrier = threading.Barrier(2)
+
+        def run(i, writer):
+            barrier.wait()
+            codes[i] = writer(ident, payloads[i])
+        threads = [threading.Thread(target=run, args=(i, w)) for i, w in enumerate((first, second))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if sorted(codes) != [201, 409]:
+            failures.append(f"{ident}: answers {codes}")
+            continue
+        winner = payloads[codes.index(201)]
+        with open(os.path.join(POOL, ident, "0"), "rb") as f:
+            stored = hashlib.sha256(f.read()).hexdigest()
+        data = winner[winner.index(b"\r\n\r\n") + 4:-len(b"\r\n--BB--\r\n")]
+        if stored != hashlib.sha256(data).hexdigest():
+            failures.append(f"{ident}: the stored file is not the winner's")
+
+
+try:
+    a, b = daemon(), daemon()
+    rounds("daemon-cgi", lambda i, p: via_http(a, i, p), via_cgi)
+    rounds("two-daemons", lambda i, p: via_http(a, i, p), lambda i, p: via_http(b, i, p))
+finally:
+    for p in started:
+        p.kill()
+        p.wait()
+for f in failures:
+    print("FAIL:", f, file=sys.stderr)
+print(f"writer races: {2 * ROUNDS} rounds, {len(failures)} failed")
+sys.exit(1 if failures else 0)

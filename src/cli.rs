@@ -154,7 +154,16 @@ pub struct ServeArgs {
         value_name = "N"
     )]
     pub max_uploads: usize,
-    /// Cut off a client that sends nothing for this long.
+    /// Connections open at once; at the limit the oldest idle connection is
+    /// closed to make room (503 only when every one is busy).
+    #[arg(
+        long,
+        env = "FILEUPLOAD_MAX_CONNECTIONS",
+        default_value_t = 256,
+        value_name = "N"
+    )]
+    pub max_connections: usize,
+    /// Cut off a client that sends nothing (or less than 1 KiB) for this long.
     #[arg(
         long,
         env = "FILEUPLOAD_IDLE_TIMEOUT",

@@ -74,11 +74,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
     })
 }
 
-fn serve(config: Config, args: &ServeArgs) -> Result<ExitCode, String> {
+fn serve(mut config: Config, args: &ServeArgs) -> Result<ExitCode, String> {
     let options = daemon::Options {
         listen: args.listen.clone(),
         threads: args.threads,
         max_uploads: args.max_uploads,
+        max_connections: args.max_connections,
         idle_timeout: parse_duration(&args.idle_timeout)
             .map_err(|e| format!("--idle-timeout: {e}"))?,
         grace: parse_duration(&args.grace).map_err(|e| format!("--grace: {e}"))?,
@@ -86,6 +87,7 @@ fn serve(config: Config, args: &ServeArgs) -> Result<ExitCode, String> {
     if options.idle_timeout.is_zero() {
         return Err("--idle-timeout: must be more than 0".into());
     }
+    config.limits.idle_timeout = Some(options.idle_timeout);
     daemon::serve(config.app(options.max_uploads), &options)?;
     Ok(ExitCode::SUCCESS)
 }

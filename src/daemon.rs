@@ -26,6 +26,9 @@ pub struct Options {
     pub threads: usize,
     /// Uploads in progress at once; one more gets 503.
     pub max_uploads: usize,
+    /// Connections open at once: at the limit the oldest idle one is
+    /// closed to admit a new one (see `vendor/tiny_http/PATCHED.md`).
+    pub max_connections: usize,
     /// A client silent this long is cut off.
     pub idle_timeout: Duration,
     /// How long uploads in progress may take to finish on SIGINT/SIGTERM.
@@ -146,12 +149,18 @@ fn bind(options: &Options) -> Result<(Server, OwnedFd), String> {
         let listener = UnixListener::bind(path).map_err(|e| fail(&e))?;
         set_timeouts(listener.as_raw_fd(), options.idle_timeout).map_err(|e| fail(&e))?;
         let control = OwnedFd::from(listener.try_clone().map_err(|e| fail(&e))?);
-        (Server::from_listener(listener, None), control)
+        (
+            Server::from_listener_bounded(listener, None, options.max_connections),
+            control,
+        )
     } else {
         let listener = TcpListener::bind(&options.listen).map_err(|e| fail(&e))?;
         set_timeouts(listener.as_raw_fd(), options.idle_timeout).map_err(|e| fail(&e))?;
         let control = OwnedFd::from(listener.try_clone().map_err(|e| fail(&e))?);
-        (Server::from_listener(listener, None), control)
+        (
+            Server::from_listener_bounded(listener, None, options.max_connections),
+            control,
+        )
     };
     Ok((server.map_err(|e| fail(&e))?, control))
 }

@@ -2,6 +2,7 @@
 //! parts to disk as they arrive, form fields into its status.
 
 use std::io::Read;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::multipart::Parser;
@@ -18,6 +19,9 @@ pub struct Limits {
     pub max_size: Option<u64>,
     /// The most file parts accepted.
     pub max_files: usize,
+    /// The minimum-progress window (see [`crate::multipart::MIN_PROGRESS`]):
+    /// a client that sends less than that in this long is cut off (408).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -25,6 +29,7 @@ impl Default for Limits {
         Limits {
             max_size: None,
             max_files: 20,
+            idle_timeout: None,
         }
     }
 }
@@ -37,7 +42,8 @@ pub fn receive(
     boundary: &str,
     limits: Limits,
 ) -> Result<()> {
-    let mut parser = Parser::new(body, boundary, limits.max_size);
+    let mut parser =
+        Parser::new(body, boundary, limits.max_size).with_idle_timeout(limits.idle_timeout);
     let result = receive_parts(upload, &mut parser, limits);
     // Count what did arrive, in a failed status too.
     let counted = upload.progress(parser.received());

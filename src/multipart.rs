@@ -32,14 +32,21 @@ pub const MAX_HEADER_BYTES: u64 = 64 * 1024;
 /// trickling one byte a second would otherwise hold a worker for ever.
 pub const MIN_PROGRESS: u64 = 1024;
 
+/// The longest boundary RFC 2046 allows; browsers send 30 to 60 characters.
+pub const MAX_BOUNDARY: usize = 70;
+
 /// Extracts the boundary from a `multipart/form-data` content type, or
-/// fails with 415 (not multipart) or 400 (no boundary).
+/// fails with 415 (not multipart) or 400 (no boundary, or one longer than
+/// RFC 2046's 70 characters: no browser sends one, and refusing it keeps
+/// the parser's delimiter search short).
 ///
 /// ```
 /// use fileupload::multipart::boundary;
 /// assert_eq!(boundary("multipart/form-data; boundary=XyZ").unwrap(), "XyZ");
 /// assert_eq!(boundary("text/plain").unwrap_err().status(), 415);
 /// assert_eq!(boundary("multipart/form-data").unwrap_err().status(), 400);
+/// let long = format!("multipart/form-data; boundary={}", "b".repeat(71));
+/// assert_eq!(boundary(&long).unwrap_err().status(), 400);
 /// ```
 pub fn boundary(content_type: &str) -> Result<String> {
     let essence = content_type.split(';').next().unwrap_or("").trim();
@@ -49,8 +56,14 @@ pub fn boundary(content_type: &str) -> Result<String> {
             "an upload must be sent as multipart/form-data",
         ));
     }
-    multer::parse_boundary(content_type)
-        .map_err(|_| Error::bad_request("multipart/form-data without a boundary"))
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|_| Error::bad_request("multipart/form-data without a boundary"))?;
+    if boundary.is_empty() || boundary.len() > MAX_BOUNDARY {
+        return Err(Error::bad_request(format!(
+            "multipart boundary must be 1 to {MAX_BOUNDARY} characters (RFC 2046)"
+        )));
+    }
+    Ok(boundary)
 }
 
 /// One part of the form, as its headers describe it.

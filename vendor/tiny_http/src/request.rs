@@ -549,7 +549,7 @@ mod tests {
 }
 
 /// fileupload patch: the most bytes of chunk framing (size line with its
-/// extensions, line ends) read while no body byte is delivered.
+/// extensions, line ends) read in one read of the body.
 const MAX_CHUNK_FRAMING: usize = 4096;
 
 /// fileupload patch: a chunked body decoder that cannot be stalled. The
@@ -557,15 +557,16 @@ const MAX_CHUNK_FRAMING: usize = 4096;
 /// extensions, without limit: an endless size line took all memory, and
 /// endless extensions held the connection with no body byte ever returned
 /// (so no idle or minimum-progress rule above could see the stall). Each
-/// read here may take at most the bytes asked for plus [`MAX_CHUNK_FRAMING`]
-/// from the socket, and, when `idle` is set, no longer than that in all.
+/// read here may take at most [`MAX_CHUNK_FRAMING`] bytes of framing (the
+/// decoder reads framing, and only framing but for at most one byte of a
+/// chunk, one byte at a time), and, when `idle` is set, no longer than that.
 struct ChunkGuard<R> {
     decoder: Decoder<Metered<R>>,
     meter: std::sync::Arc<std::sync::Mutex<Meter>>,
 }
 
 struct Meter {
-    budget: usize,
+    framing: usize,
     deadline: Option<std::time::Instant>,
 }
 
@@ -578,7 +579,7 @@ struct Metered<R> {
 impl<R: Read> ChunkGuard<R> {
     fn new(inner: R, idle: Option<std::time::Duration>) -> ChunkGuard<R> {
         let meter = std::sync::Arc::new(std::sync::Mutex::new(Meter {
-            budget: 0,
+            framing: 0,
             deadline: None,
         }));
         ChunkGuard {
@@ -596,7 +597,7 @@ impl<R: Read> Read for ChunkGuard<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         {
             let mut meter = self.meter.lock().unwrap_or_else(|e| e.into_inner());
-            meter.budget = buf.len().saturating_add(MAX_CHUNK_FRAMING);
+            meter.framing = 0;
             meter.deadline = None;
         }
         self.decoder.read(buf)
@@ -606,11 +607,14 @@ impl<R: Read> Read for ChunkGuard<R> {
 impl<R: Read> Read for Metered<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut meter = self.meter.lock().unwrap_or_else(|e| e.into_inner());
-        if meter.budget == 0 {
-            return Err(IoError::new(
-                ErrorKind::InvalidData,
-                "chunked body: chunk header too long",
-            ));
+        if buf.len() == 1 {
+            meter.framing += 1;
+            if meter.framing > MAX_CHUNK_FRAMING + 1 {
+                return Err(IoError::new(
+                    ErrorKind::InvalidData,
+                    "chunked body: chunk header too long",
+                ));
+            }
         }
         let now = std::time::Instant::now();
         match meter.deadline {
@@ -623,11 +627,7 @@ impl<R: Read> Read for Metered<R> {
             }
             Some(_) => {}
         }
-        let want = buf.len().min(meter.budget);
         drop(meter);
-        let n = self.inner.read(&mut buf[..want])?;
-        let mut meter = self.meter.lock().unwrap_or_else(|e| e.into_inner());
-        meter.budget -= n.min(meter.budget);
-        Ok(n)
+        self.inner.read(buf)
     }
 }

@@ -169,6 +169,38 @@ check "status answered during a flood" 20 "$answered"
 kill -0 "$DAEMON_PID" 2>/dev/null && ok || fail "daemon died in the flood"
 check "serving after the flood" '{"state":"starting"}' "$(curl -s -m 5 "$URL/upload/status?X-Progress-ID=after")"
 
+# A client that pipelines requests and never reads the answers: once the
+# socket's buffers are full, the worker writing to it waits (up to the idle
+# timeout). Only one of its requests may be handled at a time, so the
+# other workers go on answering everyone else.
+kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
+start_daemon pipeline --directory "$POOL" --idle-timeout 20s --threads 2 --max-uploads 1
+HOSTPORT=${URL#http://}
+# An upload whose status is large (64 KiB of form fields).
+python3 -c '
+import sys
+part = b"--XX\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n" + b"v" * 600 + b"\r\n"
+sys.stdout.buffer.write(part * 100 + b"--XX--\r\n")' > "$WORK/fields.body"
+c=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: multipart/form-data; boundary=XX' \
+  --data-binary @"$WORK/fields.body" "$URL/upload?X-Progress-ID=big-status")
+check "upload with a large status" 201 "$c"
+python3 - "$HOSTPORT" <<'PY' &
+import socket, sys, time
+host, port = sys.argv[1].split(":")
+s = socket.create_connection((host, int(port)))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.sendall(b"GET /upload/status?X-Progress-ID=big-status HTTP/1.1\r\nHost: x\r\n\r\n" * 500)
+time.sleep(15)
+PY
+PIDS+=("$!")
+sleep 2
+answered=0
+for _ in $(seq 1 5); do
+  c=$(curl -s -o /dev/null -m 3 -w '%{http_code}' "$URL/upload/status?X-Progress-ID=other" || true)
+  [ "$c" == 200 ] && answered=$((answered + 1))
+done
+check "status answered while a client pipelines without reading" 5 "$answered"
+
 # Every connection busy with a request: a new one is refused at once with
 # 503 and Retry-After, never left hanging. Two uploads held open, with
 # --max-connections 2.

@@ -153,6 +153,11 @@ impl ClientConnection {
         self.next_header_source
             .wait_turn()
             .map_err(ReadError::ReadIoError)?;
+        // fileupload patch: and for its response to be written. Upstream
+        // read pipelined requests ahead and queued them all: a client that
+        // pipelined many and never read the answers held one worker per
+        // request, each waiting to write, until none was left for anyone.
+        self.sink.wait_idle();
         if let Some(ticket) = &self.ticket {
             ticket.set_waiting(true);
         }

@@ -95,6 +95,17 @@ impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
     }
 }
 
+impl<W: Write + Send> SequentialWriterBuilder<W> {
+    /// fileupload patch: waits until the last writer handed out has been
+    /// dropped, that is, until the previous response is written whole.
+    pub fn wait_idle(&mut self) {
+        if let Some(previous) = self.next_trigger.take() {
+            // An error means that writer is gone too.
+            let _ = previous.recv();
+        }
+    }
+}
+
 impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     type Item = SequentialWriter<W>;
     fn next(&mut self) -> Option<SequentialWriter<W>> {

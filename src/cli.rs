@@ -146,6 +146,15 @@ pub struct ServeArgs {
     /// Options shared with the FastCGI responder.
     #[command(flatten)]
     pub server: ServerArgs,
+    /// Connections open at once; at the limit the oldest idle connection is
+    /// closed to make room (503 only when every one is busy).
+    #[arg(
+        long,
+        env = "FILEUPLOAD_MAX_CONNECTIONS",
+        default_value_t = 256,
+        value_name = "N"
+    )]
+    pub max_connections: usize,
     /// Do not serve the demo pages at / and /iframe (in the variable:
     /// 1, true, yes or on).
     #[arg(long, env = "FILEUPLOAD_NO_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
@@ -171,7 +180,7 @@ pub struct ServerArgs {
         value_name = "N"
     )]
     pub max_uploads: usize,
-    /// Cut off a client that sends nothing for this long.
+    /// Cut off a client that sends nothing (or less than 1 KiB) for this long.
     #[arg(
         long,
         env = "FILEUPLOAD_IDLE_TIMEOUT",

@@ -78,11 +78,13 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
     })
 }
 
-fn serve(config: Config, args: &ServeArgs) -> Result<ExitCode, String> {
+fn serve(mut config: Config, args: &ServeArgs) -> Result<ExitCode, String> {
     let options = daemon::Options {
         listen: args.listen.clone(),
+        max_connections: args.max_connections,
         workers: workers(&args.server)?,
     };
+    config.limits.idle_timeout = Some(options.workers.idle_timeout);
     let takes_uploads = config.upload_url.is_none();
     let app = config
         .app(options.workers.max_uploads)
@@ -107,11 +109,12 @@ fn run_cgi(config: Config, args: CgiArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_fastcgi(config: Config, args: &FastcgiArgs) -> Result<ExitCode, String> {
+fn run_fastcgi(mut config: Config, args: &FastcgiArgs) -> Result<ExitCode, String> {
     let options = fastcgi::Options {
         listen: args.listen.clone(),
         workers: workers(&args.server)?,
     };
+    config.limits.idle_timeout = Some(options.workers.idle_timeout);
     let service = service(
         config,
         options.workers.max_uploads,

@@ -51,6 +51,7 @@ impl Config {
             limits: Limits {
                 max_size,
                 max_files: settings.max_files,
+                ..Limits::default()
             },
             upload_url,
         })

@@ -22,6 +22,9 @@ use crate::server::{self, Workers};
 pub struct Options {
     /// `HOST:PORT`, or `unix:PATH`.
     pub listen: String,
+    /// Connections open at once: at the limit the oldest idle one is
+    /// closed to admit a new one (see `vendor/tiny_http/PATCHED.md`).
+    pub max_connections: usize,
     /// The worker pool.
     pub workers: Workers,
 }
@@ -108,12 +111,18 @@ fn bind(options: &Options) -> Result<(Server, OwnedFd), String> {
         let listener = UnixListener::bind(path).map_err(|e| fail(&e))?;
         set_timeouts(listener.as_raw_fd(), options.workers.idle_timeout).map_err(|e| fail(&e))?;
         let control = OwnedFd::from(listener.try_clone().map_err(|e| fail(&e))?);
-        (Server::from_listener(listener, None), control)
+        (
+            Server::from_listener_bounded(listener, None, options.max_connections),
+            control,
+        )
     } else {
         let listener = TcpListener::bind(&options.listen).map_err(|e| fail(&e))?;
         set_timeouts(listener.as_raw_fd(), options.workers.idle_timeout).map_err(|e| fail(&e))?;
         let control = OwnedFd::from(listener.try_clone().map_err(|e| fail(&e))?);
-        (Server::from_listener(listener, None), control)
+        (
+            Server::from_listener_bounded(listener, None, options.max_connections),
+            control,
+        )
     };
     Ok((server.map_err(|e| fail(&e))?, control))
 }

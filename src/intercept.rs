@@ -2,13 +2,15 @@
 //! parts to disk as they arrive, form fields into its status.
 
 use std::io::Read;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::multipart::Parser;
 use crate::pool::Upload;
 use crate::status::{clean_filename, strip_controls};
 
-/// The most bytes of non-file form fields (names and values) kept.
+/// The most bytes of non-file form fields kept: names and values, and one
+/// byte more per field, so that a flood of empty fields is bounded too.
 pub const MAX_FIELD_BYTES: usize = 64 * 1024;
 
 /// Limits applied while receiving an upload.
@@ -18,6 +20,9 @@ pub struct Limits {
     pub max_size: Option<u64>,
     /// The most file parts accepted.
     pub max_files: usize,
+    /// The minimum-progress window (see [`crate::multipart::MIN_PROGRESS`]):
+    /// a client that sends less than that in this long is cut off (408).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -25,6 +30,7 @@ impl Default for Limits {
         Limits {
             max_size: None,
             max_files: 20,
+            idle_timeout: None,
         }
     }
 }
@@ -37,8 +43,19 @@ pub fn receive(
     boundary: &str,
     limits: Limits,
 ) -> Result<()> {
-    let mut parser = Parser::new(body, boundary, limits.max_size);
-    let result = receive_parts(upload, &mut parser, limits);
+    let mut parser =
+        Parser::new(body, boundary, limits.max_size).with_idle_timeout(limits.idle_timeout);
+    let result = receive_parts(upload, &mut parser, limits).and_then(|()| {
+        // A body cut short after a complete multipart form is still a
+        // request that did not arrive whole.
+        match upload.status().size {
+            Some(Some(size)) if size != parser.received() => Err(Error::bad_request(format!(
+                "request body of {} bytes, but its Content-Length said {size}",
+                parser.received()
+            ))),
+            _ => Ok(()),
+        }
+    });
     // Count what did arrive, in a failed status too.
     let counted = upload.progress(parser.received());
     result.and(counted)
@@ -77,14 +94,15 @@ fn receive_parts(upload: &mut Upload, parser: &mut Parser<'_>, limits: Limits) -
                 upload.complete_file(writer)?;
             }
             None => {
-                field_bytes += part.name.len();
+                field_bytes += part.name.len() + 1;
+                if field_bytes > MAX_FIELD_BYTES {
+                    return Err(fields_too_large());
+                }
                 let mut value = Vec::new();
                 while let Some(chunk) = parser.read_chunk(&mut part)? {
                     field_bytes += chunk.len();
                     if field_bytes > MAX_FIELD_BYTES {
-                        return Err(Error::too_large(format!(
-                            "form fields larger than {MAX_FIELD_BYTES} bytes in all"
-                        )));
+                        return Err(fields_too_large());
                     }
                     value.extend_from_slice(&chunk);
                 }
@@ -96,4 +114,32 @@ fn receive_parts(upload: &mut Upload, parser: &mut Parser<'_>, limits: Limits) -
         }
     }
     parser.finish()
+}
+
+fn fields_too_large() -> Error {
+    Error::too_large(format!(
+        "form fields larger than {MAX_FIELD_BYTES} bytes in all"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identifier::{Identifier, Signer};
+    use crate::pool::Pool;
+
+    #[test]
+    fn a_flood_of_empty_fields_is_bounded() {
+        let dir = std::env::temp_dir().join(format!("fileupload-fields-{}", std::process::id()));
+        let pool = Pool::open(&dir, Signer::new(None)).unwrap();
+        let id = Identifier::parse_id("empty-fields").unwrap();
+        let mut body =
+            b"--B\r\nContent-Disposition: form-data; name=\"\"\r\n\r\n\r\n".repeat(70_000);
+        body.extend_from_slice(b"--B--\r\n");
+        let mut upload = pool.begin_upload(&id, None).unwrap();
+        let e = receive(&mut upload, &mut &body[..], "B", Limits::default()).unwrap_err();
+        assert_eq!(e.status(), 413, "{e}");
+        upload.fail(&e);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -15,6 +15,7 @@ use std::io::{self, Read};
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream::Stream;
@@ -26,15 +27,26 @@ const BLOCK: usize = 256 * 1024;
 /// The most bytes a part's headers (with the preamble before the first
 /// part) may take before the body is refused as malformed.
 pub const MAX_HEADER_BYTES: u64 = 64 * 1024;
+/// The least a client must send in each idle-timeout window. A socket
+/// receive timeout only fires when a read gets nothing at all, so a client
+/// trickling one byte a second would otherwise hold a worker for ever.
+pub const MIN_PROGRESS: u64 = 1024;
+
+/// The longest boundary RFC 2046 allows; browsers send 30 to 60 characters.
+pub const MAX_BOUNDARY: usize = 70;
 
 /// Extracts the boundary from a `multipart/form-data` content type, or
-/// fails with 415 (not multipart) or 400 (no boundary).
+/// fails with 415 (not multipart) or 400 (no boundary, or one longer than
+/// RFC 2046's 70 characters: no browser sends one, and refusing it keeps
+/// the parser's delimiter search short).
 ///
 /// ```
 /// use fileupload::multipart::boundary;
 /// assert_eq!(boundary("multipart/form-data; boundary=XyZ").unwrap(), "XyZ");
 /// assert_eq!(boundary("text/plain").unwrap_err().status(), 415);
 /// assert_eq!(boundary("multipart/form-data").unwrap_err().status(), 400);
+/// let long = format!("multipart/form-data; boundary={}", "b".repeat(71));
+/// assert_eq!(boundary(&long).unwrap_err().status(), 400);
 /// ```
 pub fn boundary(content_type: &str) -> Result<String> {
     let essence = content_type.split(';').next().unwrap_or("").trim();
@@ -44,8 +56,14 @@ pub fn boundary(content_type: &str) -> Result<String> {
             "an upload must be sent as multipart/form-data",
         ));
     }
-    multer::parse_boundary(content_type)
-        .map_err(|_| Error::bad_request("multipart/form-data without a boundary"))
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|_| Error::bad_request("multipart/form-data without a boundary"))?;
+    if boundary.is_empty() || boundary.len() > MAX_BOUNDARY {
+        return Err(Error::bad_request(format!(
+            "multipart boundary must be 1 to {MAX_BOUNDARY} characters (RFC 2046)"
+        )));
+    }
+    Ok(boundary)
 }
 
 /// One part of the form, as its headers describe it.
@@ -105,8 +123,22 @@ pub struct Parser<'b> {
     slot: Arc<Mutex<Slot>>,
     body: &'b mut dyn Read,
     buf: Vec<u8>,
+    counter: Counter,
+}
+
+/// Counts body bytes against the size limit and the minimum-progress rule.
+struct Counter {
     received: u64,
     limit: Option<u64>,
+    pace: Option<Pace>,
+}
+
+/// The minimum-progress rule over windows of the idle timeout: a window
+/// that ends with fewer than [`MIN_PROGRESS`] bytes received is idleness.
+struct Pace {
+    window: Duration,
+    start: Instant,
+    at_start: u64,
 }
 
 impl<'b> Parser<'b> {
@@ -119,14 +151,29 @@ impl<'b> Parser<'b> {
             slot,
             body,
             buf: vec![0; BLOCK],
-            received: 0,
-            limit,
+            counter: Counter {
+                received: 0,
+                limit,
+                pace: None,
+            },
         }
+    }
+
+    /// Applies the minimum-progress rule: once `idle` has passed with fewer
+    /// than [`MIN_PROGRESS`] bytes received in it, reading fails with 408.
+    /// Every front end gets it, whatever its own per-read timeout.
+    pub fn with_idle_timeout(mut self, idle: Option<Duration>) -> Parser<'b> {
+        self.counter.pace = idle.filter(|d| !d.is_zero()).map(|window| Pace {
+            window,
+            start: Instant::now(),
+            at_start: self.counter.received,
+        });
+        self
     }
 
     /// Body bytes read so far.
     pub fn received(&self) -> u64 {
-        self.received
+        self.counter.received
     }
 
     /// The next part, or `None` after the closing boundary. The previous
@@ -137,17 +184,16 @@ impl<'b> Parser<'b> {
             slot,
             body,
             buf,
-            received,
-            limit,
+            counter,
         } = self;
-        let start = *received;
+        let start = counter.received;
         let field = drive(multipart.next_field(), || {
-            if *received - start > MAX_HEADER_BYTES + BLOCK as u64 {
+            if counter.received - start > MAX_HEADER_BYTES + BLOCK as u64 {
                 return Err(Error::bad_request(format!(
                     "malformed multipart body: part headers longer than {MAX_HEADER_BYTES} bytes"
                 )));
             }
-            feed(slot, &mut **body, buf, received, *limit)
+            feed(slot, &mut **body, buf, counter)
         })?
         .map_err(malformed)?;
         Ok(field.map(|field| Part {
@@ -166,15 +212,11 @@ impl<'b> Parser<'b> {
     pub fn finish(&mut self) -> Result<()> {
         loop {
             let n = read_block(&mut *self.body, &mut self.buf)?;
-            self.count(n)?;
+            self.counter.count(n)?;
             if n == 0 {
                 return Ok(());
             }
         }
-    }
-
-    fn count(&mut self, n: usize) -> Result<()> {
-        count(&mut self.received, n, self.limit)
     }
 
     /// The next chunk of a part's content, or `None` at its end.
@@ -183,14 +225,10 @@ impl<'b> Parser<'b> {
             slot,
             body,
             buf,
-            received,
-            limit,
+            counter,
             ..
         } = self;
-        drive(part.field.chunk(), || {
-            feed(slot, &mut **body, buf, received, *limit)
-        })?
-        .map_err(malformed)
+        drive(part.field.chunk(), || feed(slot, &mut **body, buf, counter))?.map_err(malformed)
     }
 }
 
@@ -211,11 +249,10 @@ fn feed(
     slot: &Mutex<Slot>,
     body: &mut dyn Read,
     buf: &mut [u8],
-    received: &mut u64,
-    limit: Option<u64>,
+    counter: &mut Counter,
 ) -> Result<()> {
     let n = read_block(body, buf)?;
-    count(received, n, limit)?;
+    counter.count(n)?;
     let mut slot = slot
         .lock()
         .map_err(|_| Error::internal("parser state lost"))?;
@@ -237,13 +274,41 @@ fn read_block(body: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
     }
 }
 
-fn count(received: &mut u64, n: usize, limit: Option<u64>) -> Result<()> {
-    *received += n as u64;
-    match limit {
-        Some(limit) if *received > limit => Err(Error::too_large(format!(
-            "upload larger than the limit of {limit} bytes"
-        ))),
-        _ => Ok(()),
+impl Counter {
+    fn count(&mut self, n: usize) -> Result<()> {
+        self.received += n as u64;
+        if let Some(limit) = self.limit
+            && self.received > limit
+        {
+            return Err(Error::too_large(format!(
+                "upload larger than the limit of {limit} bytes"
+            )));
+        }
+        match &mut self.pace {
+            // The end of the body is never idleness.
+            Some(pace) if n > 0 => pace.check(self.received),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Pace {
+    fn check(&mut self, received: u64) -> Result<()> {
+        if self.start.elapsed() < self.window {
+            return Ok(());
+        }
+        if received - self.at_start < MIN_PROGRESS {
+            return Err(Error::new(
+                408,
+                format!(
+                    "idle timeout: the client sent less than {MIN_PROGRESS} bytes in {:?}",
+                    self.window
+                ),
+            ));
+        }
+        self.start = Instant::now();
+        self.at_start = received;
+        Ok(())
     }
 }
 
@@ -368,6 +433,55 @@ mod tests {
         b.extend_from_slice(b"\r\n\r\n");
         let e = parse(&b, usize::MAX).unwrap_err();
         assert_eq!(e.status(), 400, "{e}");
+    }
+
+    /// A reader that hands out `step` bytes per read, pausing before each.
+    struct Slow<'a>(&'a [u8], usize, Duration);
+    impl Read for Slow<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            std::thread::sleep(self.2);
+            let n = self.0.len().min(self.1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn parse_slowly(bytes: &[u8], step: usize, pause: Duration, idle: Duration) -> Result<usize> {
+        let mut reader = Slow(bytes, step, pause);
+        let mut parser = Parser::new(&mut reader, "XX", None).with_idle_timeout(Some(idle));
+        let mut parts = 0;
+        while let Some(mut part) = parser.next_part()? {
+            while parser.read_chunk(&mut part)?.is_some() {}
+            parts += 1;
+        }
+        parser.finish()?;
+        Ok(parts)
+    }
+
+    #[test]
+    fn a_trickle_is_idleness() {
+        // One byte every 20 ms: under 1 KiB in any 200 ms window, however
+        // slow the machine (a slower machine only sends fewer bytes).
+        let b = body(&[("f", Some("x"), &[1u8; 4000])]);
+        let e =
+            parse_slowly(&b, 1, Duration::from_millis(20), Duration::from_millis(200)).unwrap_err();
+        assert_eq!(e.status(), 408, "{e}");
+        assert!(e.message().contains("idle timeout"), "{e}");
+    }
+
+    #[test]
+    fn a_steady_client_is_not_idle() {
+        // 2 KiB per read: every window that ends has seen at least one read.
+        let b = body(&[("f", Some("x"), &[1u8; 40_000])]);
+        let parts = parse_slowly(
+            &b,
+            2048,
+            Duration::from_millis(10),
+            Duration::from_millis(50),
+        )
+        .unwrap();
+        assert_eq!(parts, 1);
     }
 
     #[test]

@@ -6,9 +6,10 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use crate::common::{HTTPVersion, Method};
-use crate::util::RefinedTcpStream;
+use crate::util::{RefinedTcpStream, Ticket};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
@@ -34,7 +35,24 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // fileupload patch: this connection's place among the open ones.
+    ticket: Option<Ticket>,
+
+    // fileupload patch: the socket's receive timeout; a request head (and a
+    // chunk header) must arrive whole within it of its first byte.
+    idle: Option<Duration>,
+
+    // fileupload patch: bytes of the current request head, and when it
+    // must be complete.
+    head_bytes: usize,
+    head_deadline: Option<Instant>,
 }
+
+/// fileupload patch: the most bytes a request head (request line and
+/// headers) may take; upstream read lines without limit, so one endless
+/// header line could take all memory.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Error that can happen when reading a request.
 #[derive(Debug)]
@@ -44,6 +62,8 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    // fileupload patch: a head over MAX_HEAD_BYTES.
+    HeadTooLarge,
 }
 
 impl ClientConnection {
@@ -54,6 +74,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let idle = read_socket.read_timeout();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -65,7 +86,17 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            ticket: None,
+            idle,
+            head_bytes: 0,
+            head_deadline: None,
         }
+    }
+
+    /// fileupload patch: ties the connection to its place among the open ones.
+    pub(crate) fn with_ticket(mut self, ticket: Ticket) -> ClientConnection {
+        self.ticket = Some(ticket);
+        self
     }
 
     /// true if the connection is HTTPS
@@ -89,6 +120,19 @@ impl ClientConnection {
                 None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
             };
 
+            // fileupload patch: bound the head in size and in time.
+            self.head_bytes += 1;
+            if self.head_bytes > MAX_HEAD_BYTES {
+                return Err(IoError::new(ErrorKind::InvalidData, "request head too large"));
+            }
+            match self.head_deadline {
+                None => self.head_deadline = self.idle.map(|idle| Instant::now() + idle),
+                Some(deadline) if Instant::now() > deadline => {
+                    return Err(IoError::new(ErrorKind::TimedOut, "request head too slow"));
+                }
+                Some(_) => {}
+            }
+
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
                 return AsciiString::from_ascii(buf)
@@ -104,10 +148,25 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // fileupload patch: wait for the previous request's body to be read
+        // before counting as idle (evictable) and starting the head's clock.
+        self.next_header_source
+            .wait_turn()
+            .map_err(ReadError::ReadIoError)?;
+        // fileupload patch: and for its response to be written. Upstream
+        // read pipelined requests ahead and queued them all: a client that
+        // pipelined many and never read the answers held one worker per
+        // request, each waiting to write, until none was left for anyone.
+        self.sink.wait_idle();
+        if let Some(ticket) = &self.ticket {
+            ticket.set_waiting(true);
+        }
+        self.head_bytes = 0;
+        self.head_deadline = None;
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line().map_err(|e| self.head_error(e))?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -116,9 +175,9 @@ impl ClientConnection {
 
             // getting all headers
             let headers = {
-                let mut headers = Vec::new();
+                let mut headers: Vec<crate::Header> = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line().map_err(|e| self.head_error(e))?;
 
                     if line.is_empty() {
                         break;
@@ -136,6 +195,24 @@ impl ClientConnection {
             (method, path, version, headers)
         };
 
+        // fileupload patch: a body framed two ways is the stuff of request
+        // smuggling (RFC 9112 6.3 allows refusing it): refuse it, and two
+        // different Content-Length values, and close the connection.
+        let transfer_encoding = headers.iter().any(|h| h.field.equiv("Transfer-Encoding"));
+        let mut lengths = headers
+            .iter()
+            .filter(|h| h.field.equiv("Content-Length"))
+            .map(|h| h.value.as_str().trim());
+        let first_length = lengths.next();
+        if (transfer_encoding && first_length.is_some())
+            || lengths.any(|l| Some(l) != first_length)
+        {
+            return Err(ReadError::WrongHeader(version));
+        }
+        if let Some(ticket) = &self.ticket {
+            ticket.set_waiting(false);
+        }
+
         // building the writer for the request
         let writer = self.sink.next().unwrap();
 
@@ -144,7 +221,7 @@ impl ClientConnection {
         std::mem::swap(&mut self.next_header_source, &mut data_source);
 
         // building the next reader
-        let request = crate::request::new_request(
+        let request = crate::request::new_request_bounded(
             self.secure,
             method,
             path,
@@ -153,6 +230,7 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            self.idle,
         )
         .map_err(|e| {
             use crate::request;
@@ -166,6 +244,15 @@ impl ClientConnection {
 
         // return the request
         Ok(request)
+    }
+
+    /// fileupload patch: tells a head over the size limit from other errors.
+    fn head_error(&self, e: IoError) -> ReadError {
+        if self.head_bytes > MAX_HEAD_BYTES {
+            ReadError::HeadTooLarge
+        } else {
+            ReadError::ReadIoError(e)
+        }
     }
 }
 
@@ -218,6 +305,15 @@ impl Iterator for ClientConnection {
                     let response = Response::new_empty(StatusCode(417));
                     response.raw_print(writer, ver, &[], true, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
+                }
+
+                Err(ReadError::HeadTooLarge) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::new_empty(StatusCode(431));
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None; // the rest of the head may still be coming: close
                 }
 
                 Err(ReadError::ReadIoError(_)) => return None,

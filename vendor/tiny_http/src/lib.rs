@@ -244,7 +244,20 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_bounded(listener, ssl_config, usize::MAX)
+    }
+
+    /// fileupload patch: `from_listener` with at most `max_connections`
+    /// connections open at once. At the limit, the oldest connection that
+    /// is only waiting for a request head is closed to admit the new one;
+    /// when every connection is busy with a request, the new one gets 503.
+    pub fn from_listener_bounded<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        max_connections: usize,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
+        let connections = util::Connections::new(max_connections);
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -295,8 +308,29 @@ impl Server {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
+                        // fileupload patch: take a place among the open
+                        // connections, or refuse this one.
+                        let ticket = match sock.try_clone() {
+                            Ok(closer) => match connections.admit(closer) {
+                                Some(ticket) => ticket,
+                                None => {
+                                    refuse_busy(sock);
+                                    continue;
+                                }
+                            },
+                            Err(e) => {
+                                drop(sock);
+                                if e.raw_os_error().map_or(false, is_resource_shortage) {
+                                    thread::sleep(std::time::Duration::from_millis(10));
+                                }
+                                continue;
+                            }
+                        };
                         let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
+                            None => match RefinedTcpStream::new(sock) {
+                                Ok(pair) => pair,
+                                Err(_) => continue,
+                            },
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
                                 // trying to apply SSL over the connection
@@ -306,13 +340,16 @@ impl Server {
                                     Err(_) => continue,
                                 };
 
-                                RefinedTcpStream::new(sock)
+                                match RefinedTcpStream::new(sock) {
+                                    Ok(pair) => pair,
+                                    Err(_) => continue,
+                                }
                             }
                             #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(write_closable, read_closable).with_ticket(ticket))
                     }
                     Err(e) => Err(e),
                 };
@@ -426,6 +463,18 @@ impl Iterator for IncomingRequests<'_> {
     type Item = Request;
     fn next(&mut self) -> Option<Request> {
         self.server.recv().ok()
+    }
+}
+
+/// fileupload patch: answers a connection over the limit at once, without
+/// blocking the accept thread, and closes it.
+fn refuse_busy(sock: Connection) {
+    use std::io::Write;
+    if sock.set_nonblocking(true).is_ok() {
+        let mut sock = sock;
+        let _ = sock.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
     }
 }
 

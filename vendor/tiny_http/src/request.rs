@@ -133,8 +133,39 @@ pub fn new_request<R, W>(
     version: HTTPVersion,
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
+    source_data: R,
+    writer: W,
+) -> Result<Request, RequestCreationError>
+where
+    R: Read + Send + 'static,
+    W: Write + Send + 'static,
+{
+    new_request_bounded(
+        secure,
+        method,
+        path,
+        version,
+        headers,
+        remote_addr,
+        source_data,
+        writer,
+        None,
+    )
+}
+
+/// fileupload patch: `new_request` whose chunked body is read through
+/// [`ChunkGuard`], with `idle` the time a chunk header may take.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn new_request_bounded<R, W>(
+    secure: bool,
+    method: Method,
+    path: String,
+    version: HTTPVersion,
+    headers: Vec<Header>,
+    remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    idle: Option<std::time::Duration>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -218,7 +249,7 @@ where
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        Box::new(FusedReader::new(ChunkGuard::new(source_data, idle))) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -514,5 +545,89 @@ mod tests {
         fn bar(rq: &Request) {
             f(rq);
         }
+    }
+}
+
+/// fileupload patch: the most bytes of chunk framing (size line with its
+/// extensions, line ends) read in one read of the body.
+const MAX_CHUNK_FRAMING: usize = 4096;
+
+/// fileupload patch: a chunked body decoder that cannot be stalled. The
+/// `chunked_transfer` decoder reads a chunk's size line, and skips its
+/// extensions, without limit: an endless size line took all memory, and
+/// endless extensions held the connection with no body byte ever returned
+/// (so no idle or minimum-progress rule above could see the stall). Each
+/// read here may take at most [`MAX_CHUNK_FRAMING`] bytes of framing (the
+/// decoder reads framing, and only framing but for at most one byte of a
+/// chunk, one byte at a time), and, when `idle` is set, no longer than that.
+struct ChunkGuard<R> {
+    decoder: Decoder<Metered<R>>,
+    meter: std::sync::Arc<std::sync::Mutex<Meter>>,
+}
+
+struct Meter {
+    framing: usize,
+    deadline: Option<std::time::Instant>,
+}
+
+struct Metered<R> {
+    inner: R,
+    meter: std::sync::Arc<std::sync::Mutex<Meter>>,
+    idle: Option<std::time::Duration>,
+}
+
+impl<R: Read> ChunkGuard<R> {
+    fn new(inner: R, idle: Option<std::time::Duration>) -> ChunkGuard<R> {
+        let meter = std::sync::Arc::new(std::sync::Mutex::new(Meter {
+            framing: 0,
+            deadline: None,
+        }));
+        ChunkGuard {
+            decoder: Decoder::new(Metered {
+                inner,
+                meter: meter.clone(),
+                idle,
+            }),
+            meter,
+        }
+    }
+}
+
+impl<R: Read> Read for ChunkGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        {
+            let mut meter = self.meter.lock().unwrap_or_else(|e| e.into_inner());
+            meter.framing = 0;
+            meter.deadline = None;
+        }
+        self.decoder.read(buf)
+    }
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut meter = self.meter.lock().unwrap_or_else(|e| e.into_inner());
+        if buf.len() == 1 {
+            meter.framing += 1;
+            if meter.framing > MAX_CHUNK_FRAMING + 1 {
+                return Err(IoError::new(
+                    ErrorKind::InvalidData,
+                    "chunked body: chunk header too long",
+                ));
+            }
+        }
+        let now = std::time::Instant::now();
+        match meter.deadline {
+            None => meter.deadline = self.idle.map(|idle| now + idle),
+            Some(deadline) if now > deadline => {
+                return Err(IoError::new(
+                    ErrorKind::TimedOut,
+                    "chunked body: chunk header too slow",
+                ));
+            }
+            Some(_) => {}
+        }
+        drop(meter);
+        self.inner.read(buf)
     }
 }

@@ -1,4 +1,5 @@
 pub use self::custom_stream::CustomStream;
+pub(crate) use self::connections::{Connections, Ticket};
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
@@ -9,6 +10,7 @@ pub use self::task_pool::TaskPool;
 
 use std::str::FromStr;
 
+mod connections;
 mod custom_stream;
 mod equal_reader;
 mod fused_reader;

@@ -95,6 +95,17 @@ impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
     }
 }
 
+impl<W: Write + Send> SequentialWriterBuilder<W> {
+    /// fileupload patch: waits until the last writer handed out has been
+    /// dropped, that is, until the previous response is written whole.
+    pub fn wait_idle(&mut self) {
+        if let Some(previous) = self.next_trigger.take() {
+            // An error means that writer is gone too.
+            let _ = previous.recv();
+        }
+    }
+}
+
 impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     type Item = SequentialWriter<W>;
     fn next(&mut self) -> Option<SequentialWriter<W>> {
@@ -107,6 +118,21 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
             writer: self.writer.clone(),
             on_finish: tx,
         })
+    }
+}
+
+impl<R: Read + Send> SequentialReader<R> {
+    /// fileupload patch: waits until the previous reader is done with the
+    /// stream, without reading from it, so that a connection can tell
+    /// "busy with a request" from "waiting for the next one".
+    pub fn wait_turn(&mut self) -> IoResult<()> {
+        if let SequentialReaderInner::Waiting(ref mut recv) = self.inner {
+            let reader = recv.recv().map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "connection gone")
+            })?;
+            self.inner = SequentialReaderInner::MyTurn(reader);
+        }
+        Ok(())
     }
 }
 

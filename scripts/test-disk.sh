@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# A full disk: the pool on a small tmpfs. An upload that does not fit gets
+# 507 and state error saying the disk is full, its partial data is removed
+# at once, uploads that fit before and after succeed, and the daemon keeps
+# serving. Mounting needs root (or CAP_SYS_ADMIN); without it the test says
+# so and is skipped.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+DISK="$WORK/disk"
+mkdir -p "$DISK"
+if ! mount -t tmpfs -o size=8m,mode=0700 fileupload-test "$DISK" 2>"$WORK/mount.err"; then
+  echo "test-disk.sh: SKIPPED: cannot mount a tmpfs here ($(head -n 1 "$WORK/mount.err")); run as root to test a full disk"
+  exit 0
+fi
+# Stop the daemon before unmounting, and unmount before lib.sh removes $WORK.
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+      for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+      umount "$DISK" 2>/dev/null || umount -l "$DISK" 2>/dev/null || true
+      cleanup' EXIT
+
+POOL="$DISK/pool"
+start_daemon disk --directory "$POOL"
+used() { df --output=used -k "$DISK" | tail -n 1 | tr -d ' '; }
+
+head -c $((1 << 20)) /dev/urandom > "$WORK/small.bin"
+head -c $((16 << 20)) /dev/urandom > "$WORK/big.bin"
+
+# An upload that fits, before.
+c=$(curl -s -o "$WORK/out" -w '%{http_code}' -F "f=@$WORK/small.bin" "$URL/upload?X-Progress-ID=before")
+check "upload that fits, before" 201 "$c"
+cmp -s "$WORK/small.bin" "$POOL/before/0" && ok || fail "first upload differs on disk"
+base=$(used)
+
+# An upload twice the size of the whole disk: 507, says the disk is full.
+c=$(curl -s -o "$WORK/out" -w '%{http_code}' -F "f=@$WORK/big.bin" "$URL/upload?X-Progress-ID=too-big")
+check "upload that does not fit" 507 "$c"
+check_contains "507 body says the disk is full" "disk full" "$(json "$(cat "$WORK/out")" 'j["error"]')"
+s=$(curl -s "$URL/upload/status?X-Progress-ID=too-big")
+check "full disk state" error "$(json "$s" 'j["state"]')"
+check "full disk status" 507 "$(json "$s" 'j["status"]')"
+check_contains "full disk message" "disk full" "$(json "$s" 'j["error"]')"
+# Partial data gone at once: no part file, and the space is back.
+check "partial data removed" "lock status.json" "$(ls "$POOL/too-big" | tr '\n' ' ' | sed 's/ $//')"
+now=$(used)
+[ "$now" -le $((base + 64)) ] && ok || fail "space not given back: ${now} KiB used, ${base} KiB before"
+check "the earlier upload intact" "$(sha256sum < "$WORK/small.bin")" "$(sha256sum < "$POOL/before/0")"
+
+# A chunked upload (no Content-Length to judge by) meets the full disk the same way.
+c=$(curl -s -o "$WORK/out" -w '%{http_code}' -H 'Transfer-Encoding: chunked' -F "f=@$WORK/big.bin" \
+  "$URL/upload?X-Progress-ID=too-big-chunked")
+check "chunked upload that does not fit" 507 "$c"
+check "chunked partial data removed" "lock status.json" "$(ls "$POOL/too-big-chunked" | tr '\n' ' ' | sed 's/ $//')"
+
+# The daemon keeps serving, and uploads that fit succeed after.
+check "status after a full disk" done "$(json "$(curl -s "$URL/upload/status?X-Progress-ID=before")" 'j["state"]')"
+for n in 1 2 3; do
+  c=$(curl -s -o "$WORK/out" -w '%{http_code}' -F "f=@$WORK/small.bin" "$URL/upload?X-Progress-ID=after-$n")
+  check "upload that fits, after ($n)" 201 "$c"
+  cmp -s "$WORK/small.bin" "$POOL/after-$n/0" && ok || fail "upload after-$n differs on disk"
+done
+kill -0 "$DAEMON_PID" 2>/dev/null && ok || fail "daemon died on a full disk"
+
+finish

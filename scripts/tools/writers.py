@@ -27,13 +27,30 @@ def body(data):
             + data + b"\r\n--BB--\r\n")
 
 
-def steps(payload, send):
-    for i in range(0, len(payload), 16384):
+def steps(payload, send, ident, barrier):
+    """Sends the first block, then the rest only once both writers have sent
+    theirs and the bucket says uploading, and a moment more: so the two
+    requests overlap however loaded the machine is."""
+    send(payload[:16384])
+    try:
+        barrier.wait(timeout=10)
+    except threading.BrokenBarrierError:
+        pass
+    status = os.path.join(POOL, ident, "status.json")
+    for _ in range(1000):
+        try:
+            with open(status) as f:
+                if '"uploading"' in f.read():
+                    break
+        except OSError:
+            pass
+        time.sleep(0.005)
+    time.sleep(0.3)
+    for i in range(16384, len(payload), 16384):
         send(payload[i:i + 16384])
-        time.sleep(0.02)
 
 
-def via_http(addr, ident, payload):
+def via_http(addr, ident, payload, barrier):
     host, port = addr.removeprefix("http://").split(":")
     s = socket.create_connection((host, int(port)), timeout=30)
     try:
@@ -41,7 +58,7 @@ def via_http(addr, ident, payload):
                    "Content-Type: multipart/form-data; boundary=BB\r\n"
                    f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n").encode())
         try:
-            steps(payload, s.sendall)
+            steps(payload, s.sendall, ident, barrier)
         except OSError:
             pass  # the 409 came first and the server closed
         reply = b""
@@ -53,7 +70,7 @@ def via_http(addr, ident, payload):
     return int(m.group(1)) if m else 0
 
 
-def via_cgi(ident, payload):
+def via_cgi(ident, payload, barrier):
     env = dict(os.environ, FILEUPLOAD_DIRECTORY=POOL, GATEWAY_INTERFACE="CGI/1.1",
                REQUEST_METHOD="POST", SCRIPT_NAME="/upload", PATH_INFO="",
                QUERY_STRING=f"X-Progress-ID={ident}", CONTENT_LENGTH=str(len(payload)),
@@ -65,7 +82,7 @@ def via_cgi(ident, payload):
         p.stdin.write(chunk)
         p.stdin.flush()
     try:
-        steps(payload, send)
+        steps(payload, send, ident, barrier)
         p.stdin.close()
     except OSError:
         pass
@@ -91,13 +108,13 @@ def daemon():
 def rounds(name, first, second):
     for n in range(ROUNDS):
         ident = f"{name}-{n}"
-        payloads = [body(os.urandom(96 * 1024)), body(os.urandom(96 * 1024))]
+        payloads = [body(os.urandom(48 * 1024)), body(os.urandom(48 * 1024))]
         codes = [None, None]
-        barrier = threading.Barrier(2)
+        start, sent = threading.Barrier(2), threading.Barrier(2)
 
         def run(i, writer):
-            barrier.wait()
-            codes[i] = writer(ident, payloads[i])
+            start.wait()
+            codes[i] = writer(ident, payloads[i], sent)
         threads = [threading.Thread(target=run, args=(i, w)) for i, w in enumerate((first, second))]
         for t in threads:
             t.start()
@@ -116,8 +133,8 @@ def rounds(name, first, second):
 
 try:
     a, b = daemon(), daemon()
-    rounds("daemon-cgi", lambda i, p: via_http(a, i, p), via_cgi)
-    rounds("two-daemons", lambda i, p: via_http(a, i, p), lambda i, p: via_http(b, i, p))
+    rounds("daemon-cgi", lambda i, p, s: via_http(a, i, p, s), via_cgi)
+    rounds("two-daemons", lambda i, p, s: via_http(a, i, p, s), lambda i, p, s: via_http(b, i, p, s))
 finally:
     for p in started:
         p.kill()

@@ -196,7 +196,7 @@ PIDS+=("$!")
 sleep 2
 answered=0
 for _ in $(seq 1 5); do
-  c=$(curl -s -o /dev/null -m 3 -w '%{http_code}' "$URL/upload/status?X-Progress-ID=other" || true)
+  c=$(curl -s -o /dev/null -m 5 -w "%{http_code}" "$URL/upload/status?X-Progress-ID=other" || true)
   [ "$c" == 200 ] && answered=$((answered + 1))
 done
 check "status answered while a client pipelines without reading" 5 "$answered"

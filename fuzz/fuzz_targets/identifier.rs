@@ -15,7 +15,9 @@ fn safe(id: &Identifier) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(id) = Identifier::parse_id(text) {
         safe(&id);
         assert_eq!(id.as_str(), text);
@@ -29,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
     match keyed.verify(text) {
         Ok(id) => {
             safe(&id);
-            assert_eq!(keyed.format(&id), text, "only the one right MAC is accepted");
+            assert_eq!(
+                keyed.format(&id),
+                text,
+                "only the one right MAC is accepted"
+            );
         }
         Err(e) => assert_eq!(e.status(), 400),
     }
@@ -40,7 +46,10 @@ fuzz_target!(|data: &[u8]| {
         let forged = format!("fixed:{}", text.split(':').nth(1).unwrap_or(""));
         if let Ok(fixed) = Identifier::parse_id("fixed") {
             if forged != keyed.format(&fixed) {
-                assert!(keyed.verify(&forged).is_err(), "forged MAC accepted: {forged}");
+                assert!(
+                    keyed.verify(&forged).is_err(),
+                    "forged MAC accepted: {forged}"
+                );
             }
         }
     }

@@ -55,17 +55,31 @@ fn parse(body: &[u8], boundary: &str, sizes: &[u8], limit: Option<u64>) -> Resul
         }
         parser.finish()
     })();
-    assert!(parser.received() <= body.len() as u64, "counted bytes never read");
+    assert!(
+        parser.received() <= body.len() as u64,
+        "counted bytes never read"
+    );
     if let Some(limit) = limit {
-        assert!(result.is_err() || parser.received() <= limit, "limit not enforced");
+        assert!(
+            result.is_err() || parser.received() <= limit,
+            "limit not enforced"
+        );
     }
     match result {
         Ok(()) => {
-            assert_eq!(parser.received(), body.len() as u64, "a success reads the whole body");
+            assert_eq!(
+                parser.received(),
+                body.len() as u64,
+                "a success reads the whole body"
+            );
             Ok(parts)
         }
         Err(e) => {
-            assert!(matches!(e.status(), 400 | 413), "unexpected status {}", e.status());
+            assert!(
+                matches!(e.status(), 400 | 413),
+                "unexpected status {}",
+                e.status()
+            );
             Err(e.status())
         }
     }
@@ -73,18 +87,30 @@ fn parse(body: &[u8], boundary: &str, sizes: &[u8], limit: Option<u64>) -> Resul
 
 fuzz_target!(|data: &[u8]| {
     // Layout: boundary length, boundary, read-size count, read sizes, body.
-    let Some((&blen, rest)) = data.split_first() else { return };
+    let Some((&blen, rest)) = data.split_first() else {
+        return;
+    };
     let blen = usize::from(blen % 80).min(rest.len());
     let (boundary, rest) = rest.split_at(blen);
     let boundary = String::from_utf8_lossy(boundary);
-    let Some((&slen, rest)) = rest.split_first() else { return };
+    let Some((&slen, rest)) = rest.split_first() else {
+        return;
+    };
     let slen = usize::from(slen % 8).min(rest.len());
     let (sizes, body) = rest.split_at(slen);
 
     let limit = (body.len() > 16).then(|| body.len() as u64 / 2);
     let first = parse(body, &boundary, sizes, None);
     // The same body all at once, and byte by byte: the same outcome.
-    assert_eq!(parse(body, &boundary, &[], None), first, "differs with one read");
-    assert_eq!(parse(body, &boundary, &[1], None), first, "differs byte by byte");
+    assert_eq!(
+        parse(body, &boundary, &[], None),
+        first,
+        "differs with one read"
+    );
+    assert_eq!(
+        parse(body, &boundary, &[1], None),
+        first,
+        "differs byte by byte"
+    );
     let _ = parse(body, &boundary, sizes, limit);
 });

@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
     if !text.contains(['%', '+']) {
         assert_eq!(decoded, text, "nothing to decode");
     }
-    assert!(decoded.len() <= text.len() * 3, "decoding only shrinks, or fixes invalid UTF-8");
+    assert!(
+        decoded.len() <= text.len() * 3,
+        "decoding only shrinks, or fixes invalid UTF-8"
+    );
     let _ = prefers_html(&text);
     if valid_callback(&text) {
         let b = text.as_bytes();
@@ -27,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let escaped = escape_html(&text);
-    assert!(!escaped.contains(['<', '>', '"', '\'']), "unescaped: {escaped:?}");
+    assert!(
+        !escaped.contains(['<', '>', '"', '\'']),
+        "unescaped: {escaped:?}"
+    );
     for method in ["GET", "POST", "DELETE", "PUT"] {
         let (path, query) = text.split_once('?').unwrap_or((&text, ""));
         let _ = route(method, path, query);

@@ -23,6 +23,7 @@ pub mod multipart;
 pub mod pool;
 pub mod signal;
 pub mod status;
+mod store;
 pub mod units;
 
 pub use error::{Error, Result};

@@ -26,11 +26,11 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use fs2::FileExt;
-use ring::digest;
 
 use crate::error::{Error, Result};
 use crate::identifier::{Identifier, Signer, to_hex};
 use crate::status::{FileInfo, State, Status};
+use crate::store::Store;
 
 const LOCK: &str = "lock";
 const STATUS: &str = "status.json";
@@ -372,21 +372,14 @@ pub struct Upload {
 
 /// A file of an upload being received; see [`Upload::create_file`].
 pub struct FileWriter {
-    file: File,
+    store: Store,
     index: usize,
-    hasher: digest::Context,
-    length: u64,
 }
 
 impl FileWriter {
     /// Appends bytes to the file and to its hash.
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file
-            .write_all(bytes)
-            .map_err(|e| Error::disk("write the uploaded file", &e))?;
-        self.hasher.update(bytes);
-        self.length += bytes.len() as u64;
-        Ok(())
+        self.store.write(bytes)
     }
 }
 
@@ -438,24 +431,16 @@ impl Upload {
             self.status.content_type = Some(content_type.to_owned());
         }
         Ok(FileWriter {
-            file,
+            store: Store::new(file),
             index,
-            hasher: digest::Context::new(&digest::SHA256),
-            length: 0,
         })
     }
 
     /// Makes a file complete: flushed to disk, then renamed to its final
     /// name, so that no reader ever takes a partial file for a whole one.
     pub fn complete_file(&mut self, writer: FileWriter) -> Result<()> {
-        let FileWriter {
-            file,
-            index,
-            hasher,
-            length,
-        } = writer;
-        file.sync_data()
-            .map_err(|e| Error::disk("flush the uploaded file", &e))?;
+        let FileWriter { store, index } = writer;
+        let (file, length, digest) = store.finish()?;
         drop(file);
         fs::rename(
             self.dir.join(format!("{index}{PART}")),
@@ -464,7 +449,7 @@ impl Upload {
         .map_err(|e| Error::disk("rename the uploaded file", &e))?;
         if let Some(info) = self.status.files.as_mut().and_then(|f| f.get_mut(index)) {
             info.length = Some(length);
-            info.sha256 = Some(to_hex(hasher.finish().as_ref()));
+            info.sha256 = Some(to_hex(digest.as_ref()));
         }
         self.publish(false)
     }

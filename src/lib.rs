@@ -28,6 +28,7 @@ pub mod pool;
 pub mod server;
 pub mod signal;
 pub mod status;
+mod store;
 pub mod units;
 
 pub use error::{Error, Result};

@@ -26,11 +26,11 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use fs2::FileExt;
-use ring::digest;
 
 use crate::error::{Error, Result};
 use crate::identifier::{Identifier, Signer, to_hex};
 use crate::status::{FileInfo, State, Status};
+use crate::store::Store;
 
 const LOCK: &str = "lock";
 const STATUS: &str = "status.json";
@@ -377,21 +377,14 @@ pub struct Upload {
 
 /// A file of an upload being received; see [`Upload::create_file`].
 pub struct FileWriter {
-    file: File,
+    store: Store,
     index: usize,
-    hasher: digest::Context,
-    length: u64,
 }
 
 impl FileWriter {
     /// Appends bytes to the file and to its hash.
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file
-            .write_all(bytes)
-            .map_err(|e| Error::disk("write the uploaded file", &e))?;
-        self.hasher.update(bytes);
-        self.length += bytes.len() as u64;
-        Ok(())
+        self.store.write(bytes)
     }
 }
 
@@ -443,24 +436,16 @@ impl Upload {
             self.status.content_type = Some(content_type.to_owned());
         }
         Ok(FileWriter {
-            file,
+            store: Store::new(file),
             index,
-            hasher: digest::Context::new(&digest::SHA256),
-            length: 0,
         })
     }
 
     /// Makes a file complete: flushed to disk, then renamed to its final
     /// name, so that no reader ever takes a partial file for a whole one.
     pub fn complete_file(&mut self, writer: FileWriter) -> Result<()> {
-        let FileWriter {
-            file,
-            index,
-            hasher,
-            length,
-        } = writer;
-        file.sync_data()
-            .map_err(|e| Error::disk("flush the uploaded file", &e))?;
+        let FileWriter { store, index } = writer;
+        let (file, length, digest) = store.finish()?;
         drop(file);
         fs::rename(
             self.dir.join(format!("{index}{PART}")),
@@ -469,7 +454,7 @@ impl Upload {
         .map_err(|e| Error::disk("rename the uploaded file", &e))?;
         if let Some(info) = self.status.files.as_mut().and_then(|f| f.get_mut(index)) {
             info.length = Some(length);
-            info.sha256 = Some(to_hex(hasher.finish().as_ref()));
+            info.sha256 = Some(to_hex(digest.as_ref()));
         }
         self.publish(false)
     }
@@ -612,6 +597,11 @@ fn read_status_file(dir: &Path) -> Result<Option<Status>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::disk("read the upload's status", &e)),
     };
+    // Left by a power loss before a progress document reached the disk
+    // (see replace_status): there is no status to read.
+    if bytes.is_empty() {
+        return Ok(None);
+    }
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| Error::internal(format!("the upload's status is damaged: {e}")))
@@ -619,23 +609,67 @@ fn read_status_file(dir: &Path) -> Result<Option<Status>> {
 
 fn write_status(dir: &Path, status: &Status, durable: bool) -> Result<()> {
     let tmp = dir.join(STATUS_TMP);
+    let target = dir.join(STATUS);
     let bytes = serde_json::to_vec(status)
         .map_err(|e| Error::internal(format!("cannot encode the status: {e}")))?;
     let write = || -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)?;
+        // Always a new inode: a reader may still hold an earlier document
+        // open (see replace_status), and must never see it rewritten.
+        let mut f = match create_new(&tmp) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                fs::remove_file(&tmp)?;
+                create_new(&tmp)?
+            }
+            other => other?,
+        };
         f.write_all(&bytes)?;
         if durable {
             f.sync_all()?;
+            return fs::rename(&tmp, &target);
         }
-        fs::rename(&tmp, dir.join(STATUS))
+        drop(f);
+        replace_status(&tmp, &target)
     };
     write().map_err(|e| Error::disk("write the upload's status", &e))
+}
+
+/// Puts the document at `tmp` in place of `target` atomically, for progress
+/// published up to a thousand times a second. A plain rename over an
+/// existing file makes ext4 (`auto_da_alloc`) write the new file out at
+/// once: measured at about 1 ms a publish, the largest single cost of a
+/// fast upload. Exchanging the two names does not, and removing the old
+/// document afterwards leaves a reader that has it open with a whole copy.
+/// The price: after a power loss (not a crash of the process) the last
+/// progress document may be empty; readers take an empty status as none.
+#[cfg(target_os = "linux")]
+fn replace_status(tmp: &Path, target: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other);
+    let (from, to) = (c(tmp)?, c(target)?);
+    // SAFETY: two NUL-terminated paths that live across the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        return match fs::remove_file(tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    // No document yet (ENOENT), or a filesystem without exchange.
+    fs::rename(tmp, target)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn replace_status(tmp: &Path, target: &Path) -> io::Result<()> {
+    fs::rename(tmp, target)
 }
 
 /// Removes everything in a bucket but its lock (whose holder we are).

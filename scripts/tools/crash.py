@@ -16,10 +16,11 @@ import os
 import random
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
+
+import wire
 
 BIN, WORK, TRIALS, SEED = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 rng = random.Random(SEED)
@@ -38,9 +39,7 @@ def check(ok, what):
 
 
 def body(boundary, name, data):
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; "
-            f"filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
-    return head + data + f"\r\n--{boundary}--\r\n".encode()
+    return wire.body(boundary, [("f", name, data)])
 
 
 def status(pool, ident):
@@ -72,46 +71,16 @@ def wait_listening(p, log):
 def http_send(addr, ident, payload, trickle):
     host, port = addr.removeprefix("http://").split(":")
     s = socket.create_connection((host, int(port)), timeout=30)
-    s.sendall((f"POST /upload?X-Progress-ID={ident} HTTP/1.1\r\nHost: x\r\n"
-               f"Content-Type: multipart/form-data; boundary=BB\r\n"
-               f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n").encode())
+    s.sendall(wire.http_head(ident, len(payload)))
     return feed(s.sendall, payload, trickle, s)
-
-
-def fcgi_record(kind, rid, content):
-    out = b""
-    while True:
-        part, content = content[:65535], content[65535:]
-        out += struct.pack(">BBHHBx", 1, kind, rid, len(part), 0) + part
-        if not content:
-            return out
-
-
-def fcgi_params(pairs):
-    b = b""
-    for k, v in pairs.items():
-        k, v = k.encode(), v.encode()
-        for x in (k, v):
-            b += bytes([len(x)]) if len(x) < 128 else struct.pack(">I", len(x) | 0x80000000)
-        b += k + v
-    return b
-
-
-def cgi_vars(ident, length):
-    return {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "POST", "SCRIPT_NAME": "/upload",
-            "PATH_INFO": "", "QUERY_STRING": f"X-Progress-ID={ident}",
-            "CONTENT_TYPE": "multipart/form-data; boundary=BB", "CONTENT_LENGTH": str(length),
-            "SERVER_PROTOCOL": "HTTP/1.1"}
 
 
 def fcgi_send(addr, ident, payload, trickle):
     host, port = addr.split(":")
     s = socket.create_connection((host, int(port)), timeout=30)
-    s.sendall(fcgi_record(1, 1, struct.pack(">HB5x", 1, 0))
-              + fcgi_record(4, 1, fcgi_params(cgi_vars(ident, len(payload)))) + fcgi_record(4, 1, b""))
-    send = lambda chunk: s.sendall(fcgi_record(5, 1, chunk))
-    result = feed(send, payload, trickle, s, end=lambda: s.sendall(fcgi_record(5, 1, b"")))
-    return result
+    s.sendall(wire.fcgi_head(ident, len(payload)))
+    send = lambda chunk: s.sendall(wire.fcgi_stdin(chunk))
+    return feed(send, payload, trickle, s, end=lambda: s.sendall(wire.fcgi_record(5, 1, b"")))
 
 
 def feed(send, payload, trickle, sock, end=None):
@@ -163,10 +132,10 @@ def trial(kind, n):
         send = lambda: fcgi_send(f"127.0.0.1:{port}", bad, body("BB", "cut.bin", cut), True)
     else:
         payload = body("BB", "good.bin", data)
-        env = dict(os.environ, FILEUPLOAD_DIRECTORY=pool, **cgi_vars(good, len(payload)))
+        env = dict(os.environ, FILEUPLOAD_DIRECTORY=pool, **wire.cgi_vars(good, len(payload)))
         subprocess.run([BIN, "cgi"], input=payload, env=env, capture_output=True, timeout=30)
         payload = body("BB", "cut.bin", cut)
-        env = dict(os.environ, FILEUPLOAD_DIRECTORY=pool, **cgi_vars(bad, len(payload)))
+        env = dict(os.environ, FILEUPLOAD_DIRECTORY=pool, **wire.cgi_vars(bad, len(payload)))
         writer = spawn([BIN, "cgi"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                        stderr=open(log, "w"), env=env)
 

@@ -17,14 +17,15 @@ import threading
 import time
 import socket
 
+import wire
+
 BIN, WORK, ROUNDS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 POOL = os.path.join(WORK, "writers-pool")
 started, failures = [], []
 
 
 def body(data):
-    return (b"--BB\r\nContent-Disposition: form-data; name=\"f\"; filename=\"w.bin\"\r\n\r\n"
-            + data + b"\r\n--BB--\r\n")
+    return wire.body("BB", [("f", "w.bin", data)])
 
 
 def steps(payload, send, ident, barrier):
@@ -54,9 +55,7 @@ def via_http(addr, ident, payload, barrier):
     host, port = addr.removeprefix("http://").split(":")
     s = socket.create_connection((host, int(port)), timeout=30)
     try:
-        s.sendall((f"POST /upload?X-Progress-ID={ident} HTTP/1.1\r\nHost: x\r\n"
-                   "Content-Type: multipart/form-data; boundary=BB\r\n"
-                   f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n").encode())
+        s.sendall(wire.http_head(ident, len(payload)))
         try:
             steps(payload, s.sendall, ident, barrier)
         except OSError:
@@ -71,10 +70,7 @@ def via_http(addr, ident, payload, barrier):
 
 
 def via_cgi(ident, payload, barrier):
-    env = dict(os.environ, FILEUPLOAD_DIRECTORY=POOL, GATEWAY_INTERFACE="CGI/1.1",
-               REQUEST_METHOD="POST", SCRIPT_NAME="/upload", PATH_INFO="",
-               QUERY_STRING=f"X-Progress-ID={ident}", CONTENT_LENGTH=str(len(payload)),
-               CONTENT_TYPE="multipart/form-data; boundary=BB")
+    env = dict(os.environ, FILEUPLOAD_DIRECTORY=POOL, **wire.cgi_vars(ident, len(payload)))
     p = subprocess.Popen([BIN, "cgi"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, env=env)
 

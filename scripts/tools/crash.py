@@ -20,22 +20,15 @@ import subprocess
 import sys
 import time
 
+import harness
 import wire
 
 BIN, WORK, TRIALS, SEED = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 rng = random.Random(SEED)
-failures = []
-checks = 0
+check = harness.Checks()
+children = harness.Children()
+spawn = children.spawn
 outcomes = {}
-started = []
-
-
-def check(ok, what):
-    global checks
-    checks += 1
-    if not ok:
-        failures.append(what)
-        print("FAIL:", what, file=sys.stderr)
 
 
 def body(boundary, name, data):
@@ -46,24 +39,6 @@ def status(pool, ident):
     out = subprocess.run([BIN, "--directory", pool, "status", ident],
                          capture_output=True, text=True, timeout=30)
     return json.loads(out.stdout)
-
-
-def spawn(args, **kw):
-    p = subprocess.Popen(args, **kw)
-    started.append(p)
-    return p
-
-
-def wait_listening(p, log):
-    for _ in range(200):
-        with open(log) as f:
-            for line in f:
-                if "listening on" in line:
-                    return line.rsplit(" ", 1)[1].strip()
-        if p.poll() is not None:
-            break
-        time.sleep(0.02)
-    raise RuntimeError("writer did not start: " + open(log).read())
 
 
 # --- the three ways to send a body to a writer -----------------------------
@@ -120,14 +95,14 @@ def trial(kind, n):
     if kind == "daemon":
         writer = spawn([BIN, "serve", "--directory", pool, "--listen", "127.0.0.1:0"],
                        stderr=open(log, "w"))
-        addr = wait_listening(writer, log)
+        addr = harness.wait_listening(writer, log)
         http_send(addr, good, body("BB", "good.bin", data), False)
         send = lambda: http_send(addr, bad, body("BB", "cut.bin", cut), True)
     elif kind == "fastcgi":
-        port = free_port()
+        port = harness.free_port()
         writer = spawn([BIN, "fastcgi", "--directory", pool, "--listen", f"127.0.0.1:{port}"],
                        stderr=open(log, "w"))
-        wait_listening(writer, log)
+        harness.wait_listening(writer, log)
         fcgi_send(f"127.0.0.1:{port}", good, body("BB", "good.bin", data), False)
         send = lambda: fcgi_send(f"127.0.0.1:{port}", bad, body("BB", "cut.bin", cut), True)
     else:
@@ -184,19 +159,11 @@ def trial(kind, n):
     if kind == "daemon":
         again = spawn([BIN, "serve", "--directory", pool, "--listen", "127.0.0.1:0"],
                       stderr=open(log + ".2", "w"))
-        addr = wait_listening(again, log + ".2")
+        addr = harness.wait_listening(again, log + ".2")
         reply = http_send(addr, bad, body("BB", "again.bin", b"again"), False)
         check(b"\"state\":\"done\"" in reply, f"{kind} {n}: restart did not serve: {reply[:200]}")
         again.terminate()
         again.wait()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 try:
@@ -204,14 +171,11 @@ try:
         for n in range(TRIALS):
             trial(kind, n)
 finally:
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    children.stop()
 for kind in ("daemon", "fastcgi", "cgi"):
     # The trials must really cut uploads, not only race past them.
     check(outcomes.get((kind, "error"), 0) >= TRIALS // 2,
           f"{kind}: too few interrupted uploads: {outcomes}")
 print("outcomes:", ", ".join(f"{k} {s}: {n}" for (k, s), n in sorted(outcomes.items())))
-print(f"crash trials: {checks} checks, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+print(f"crash trials: {check.count} checks, {len(check.failures)} failed")
+sys.exit(1 if check.failures else 0)

@@ -17,20 +17,13 @@ import sys
 import threading
 import time
 
+import harness
 import wire
 
 BIN, WORK = sys.argv[1], sys.argv[2]
 MAX_UPLOADS = 2
-failures, started = [], []
-checks = 0
-
-
-def check(ok, what):
-    global checks
-    checks += 1
-    if not ok:
-        failures.append(what)
-        print("FAIL:", what, file=sys.stderr)
+check = harness.Checks()
+children = harness.Children()
 
 
 FULL = wire.body("BB", [("a", "one.bin", os.urandom(300_000)), ("b", "two.bin", os.urandom(300_000))])
@@ -61,22 +54,9 @@ def settled(pool, ident):
 
 
 def start(args, log):
-    p = subprocess.Popen(args, stderr=open(log, "w"))
-    started.append(p)
-    for _ in range(200):
-        for line in open(log):
-            if "listening on" in line:
-                return p
-        time.sleep(0.02)
-    raise RuntimeError("did not start: " + open(log).read())
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    p = children.spawn(args, stderr=open(log, "w"))
+    harness.wait_listening(p, log)
+    return p
 
 
 def send_cut(port, kind, ident, cut):
@@ -108,7 +88,7 @@ def upload(port, kind, ident, results, i):
 
 def front(kind):
     pool = os.path.join(WORK, f"cut-{kind}")
-    port = free_port()
+    port = harness.free_port()
     if kind == "daemon":
         args = [BIN, "serve", "--listen", f"127.0.0.1:{port}"]
     else:
@@ -150,8 +130,6 @@ try:
     front("fastcgi")
     cgi()
 finally:
-    for p in started:
-        p.kill()
-        p.wait()
-print(f"disconnects: {checks} checks, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+    children.stop()
+print(f"disconnects: {check.count} checks, {len(check.failures)} failed")
+sys.exit(1 if check.failures else 0)

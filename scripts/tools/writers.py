@@ -17,11 +17,13 @@ import threading
 import time
 import socket
 
+import harness
 import wire
 
 BIN, WORK, ROUNDS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 POOL = os.path.join(WORK, "writers-pool")
-started, failures = [], []
+children = harness.Children()
+failures = []
 
 
 def body(data):
@@ -89,16 +91,10 @@ def via_cgi(ident, payload, barrier):
 
 
 def daemon():
-    log = os.path.join(WORK, f"writers-daemon-{len(started)}.log")
-    p = subprocess.Popen([BIN, "serve", "--directory", POOL, "--listen", "127.0.0.1:0"],
-                         stderr=open(log, "w"))
-    started.append(p)
-    for _ in range(200):
-        for line in open(log):
-            if "listening on" in line:
-                return line.rsplit(" ", 1)[1].strip()
-        time.sleep(0.02)
-    raise RuntimeError("daemon did not start")
+    log = os.path.join(WORK, f"writers-daemon-{len(children.started)}.log")
+    p = children.spawn([BIN, "serve", "--directory", POOL, "--listen", "127.0.0.1:0"],
+                       stderr=open(log, "w"))
+    return harness.wait_listening(p, log)
 
 
 def rounds(name, first, second):
@@ -132,9 +128,7 @@ try:
     rounds("daemon-cgi", lambda i, p, s: via_http(a, i, p, s), via_cgi)
     rounds("two-daemons", lambda i, p, s: via_http(a, i, p, s), lambda i, p, s: via_http(b, i, p, s))
 finally:
-    for p in started:
-        p.kill()
-        p.wait()
+    children.stop()
 for f in failures:
     print("FAIL:", f, file=sys.stderr)
 print(f"writer races: {2 * ROUNDS} rounds, {len(failures)} failed")

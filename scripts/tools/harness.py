@@ -1,0 +1,60 @@
+"""What the Python test tools share beside the bytes they send: a tally of
+checks, the processes they start (all stopped at the end), free ports, and
+waiting for a server to say where it listens."""
+import socket
+import subprocess
+import sys
+import time
+
+
+class Checks:
+    """Counts checks and keeps the failed ones, said on stderr as they come."""
+
+    def __init__(self):
+        self.count = 0
+        self.failures = []
+
+    def __call__(self, ok, what):
+        self.count += 1
+        if not ok:
+            self.failures.append(what)
+            print("FAIL:", what, file=sys.stderr)
+
+
+class Children:
+    """Processes started by a tool; `stop` kills those still running."""
+
+    def __init__(self):
+        self.started = []
+
+    def spawn(self, args, **kw):
+        p = subprocess.Popen(args, **kw)
+        self.started.append(p)
+        return p
+
+    def stop(self):
+        for p in self.started:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_listening(p, log):
+    """The address a daemon or responder logs as `… listening on ADDR`."""
+    for _ in range(250):
+        with open(log) as f:
+            for line in f:
+                if "listening on" in line:
+                    return line.rsplit(" ", 1)[1].strip()
+        if p.poll() is not None:
+            break
+        time.sleep(0.02)
+    raise RuntimeError("server did not start: " + open(log).read())

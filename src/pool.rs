@@ -6,8 +6,8 @@
 //! | name          | what                                                        |
 //! |---------------|-------------------------------------------------------------|
 //! | `lock`        | empty; `flock`ed exclusively by the writer for the whole upload |
-//! | `status.json` | the status document, replaced atomically (write, rename)     |
-//! | `status.tmp`  | the next status document while it is written                 |
+//! | `status.json` | the status document, replaced atomically (see `write_status`) |
+//! | `status.tmp`  | the next status document while it is written, then swapped in |
 //! | `0`, `1`, …   | the stored files, by their order in the form, once complete  |
 //! | `0.part`, …   | a file being received                                        |
 //! | `cleared`     | a clear was asked while a writer held the bucket             |

@@ -78,6 +78,26 @@ wait_url() {
   return 1
 }
 
+# nginx_conf_head: the top of an nginx.conf for a test nginx in $WORK/nginx,
+# up to and inside `http {`; the caller adds its servers and the closing brace.
+nginx_conf_head() {
+  cat <<EOF
+daemon off;
+user $WEB_USER $WEB_GROUP;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/body;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    proxy_temp_path $WORK/nginx/proxy;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+EOF
+}
+
 # new_pool NAME: an empty pool directory the web user owns.
 new_pool() {
   local dir="$WORK/$1-pool"

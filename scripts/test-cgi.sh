@@ -91,19 +91,7 @@ nginx_cgi_params() {
 EOF
 }
 cat >"$WORK/nginx/nginx.conf" <<EOF
-daemon off;
-user $WEB_USER $WEB_GROUP;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events {}
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/body;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    proxy_temp_path $WORK/nginx/proxy;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
+$(nginx_conf_head)
     # The program enforces its own limit (FILEUPLOAD_MAX_SIZE).
     client_max_body_size 0;
     server {

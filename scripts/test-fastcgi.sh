@@ -65,19 +65,7 @@ nginx_location() { # PREFIX UPSTREAM [MORE]
 EOF
 }
 cat >"$WORK/nginx/nginx.conf" <<EOF
-daemon off;
-user $WEB_USER $WEB_GROUP;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events {}
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/body;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    proxy_temp_path $WORK/nginx/proxy;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
+$(nginx_conf_head)
     client_max_body_size 0;
     # Connections kept open between requests (FCGI_KEEP_CONN).
     upstream kept {

@@ -22,16 +22,7 @@ mkdir -p "$WORK/nginx"
 start fcgi setpriv --reuid="$WEB_USER" --regid="$WEB_GROUP" --clear-groups -- \
   "$BIN" --directory "$pool" fastcgi --listen "127.0.0.1:$fcgi_port" --max-uploads 64
 cat >"$WORK/nginx/nginx.conf" <<CONF
-daemon off;
-user $WEB_USER $WEB_GROUP;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/body;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
+$(nginx_conf_head)
     client_max_body_size 0;
     server {
         listen 127.0.0.1:$nginx_port;

@@ -78,6 +78,33 @@ wait_url() {
   return 1
 }
 
+# apache_conf_head PORT MPM MODULE...: the top of an httpd.conf for a test
+# Apache in $WORK/apache listening on PORT, loading the MPM and MODULEs; the
+# caller adds its own directives after it.
+apache_conf_head() {
+  local port=$1 mpm=$2 module
+  shift 2
+  cat <<EOF
+ServerRoot "$WORK/apache"
+DefaultRuntimeDir "$WORK/apache"
+PidFile "$WORK/apache/httpd.pid"
+ErrorLog "$WORK/apache/error.log"
+LogLevel warn
+Listen 127.0.0.1:$port
+ServerName 127.0.0.1
+LoadModule mpm_${mpm}_module $APACHE_MODULES/mod_mpm_$mpm.so
+LoadModule authz_core_module $APACHE_MODULES/mod_authz_core.so
+EOF
+  for module in "$@"; do
+    echo "LoadModule ${module}_module $APACHE_MODULES/mod_$module.so"
+  done
+  cat <<EOF
+User $WEB_USER
+Group $WEB_GROUP
+DocumentRoot "$WORK/apache"
+EOF
+}
+
 # nginx_conf_head: the top of an nginx.conf for a test nginx in $WORK/nginx,
 # up to and inside `http {`; the caller adds its servers and the closing brace.
 nginx_conf_head() {

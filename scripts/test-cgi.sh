@@ -11,21 +11,7 @@ apache_pool=$(new_pool apache)
 apache_port=$(free_port)
 mkdir -p "$WORK/apache"
 cat >"$WORK/apache/httpd.conf" <<EOF
-ServerRoot "$WORK/apache"
-DefaultRuntimeDir "$WORK/apache"
-PidFile "$WORK/apache/httpd.pid"
-ErrorLog "$WORK/apache/error.log"
-LogLevel warn
-Listen 127.0.0.1:$apache_port
-ServerName 127.0.0.1
-LoadModule mpm_prefork_module $APACHE_MODULES/mod_mpm_prefork.so
-LoadModule authz_core_module $APACHE_MODULES/mod_authz_core.so
-LoadModule alias_module $APACHE_MODULES/mod_alias.so
-LoadModule env_module $APACHE_MODULES/mod_env.so
-LoadModule cgi_module $APACHE_MODULES/mod_cgi.so
-User $WEB_USER
-Group $WEB_GROUP
-DocumentRoot "$WORK/apache"
+$(apache_conf_head "$apache_port" prefork alias env cgi)
 
 # The binary is the CGI script; it routes on SCRIPT_NAME + PATH_INFO.
 ScriptAlias /cgi-bin/fileupload "$BIN"

@@ -256,20 +256,7 @@ start spawn-fcgi spawn-fcgi -n -a 127.0.0.1 -p "$spawn_port" -u "$WEB_USER" -g "
 wait_log spawn-fcgi "listening on 127.0.0.1:$spawn_port"
 mkdir -p "$WORK/apache"
 cat >"$WORK/apache/httpd.conf" <<EOF
-ServerRoot "$WORK/apache"
-DefaultRuntimeDir "$WORK/apache"
-PidFile "$WORK/apache/httpd.pid"
-ErrorLog "$WORK/apache/error.log"
-LogLevel warn
-Listen 127.0.0.1:$apache_port
-ServerName 127.0.0.1
-LoadModule mpm_event_module $APACHE_MODULES/mod_mpm_event.so
-LoadModule authz_core_module $APACHE_MODULES/mod_authz_core.so
-LoadModule proxy_module $APACHE_MODULES/mod_proxy.so
-LoadModule proxy_fcgi_module $APACHE_MODULES/mod_proxy_fcgi.so
-User $WEB_USER
-Group $WEB_GROUP
-DocumentRoot "$WORK/apache"
+$(apache_conf_head "$apache_port" event proxy proxy_fcgi)
 ProxyPass /fileupload/ fcgi://127.0.0.1:$spawn_port/
 EOF
 start apache apache2 -f "$WORK/apache/httpd.conf" -DFOREGROUND

@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 POOL="$WORK/pool"
-start_daemon d1 --directory "$POOL" --idle-timeout 1s --max-uploads 2 --threads 2
+start_daemon d1 --directory "$POOL" --idle-timeout 1s --max-uploads 2
 HOSTPORT=${URL#http://}
 head -c $((16 << 20)) /dev/urandom > "$WORK/m.bin"
 

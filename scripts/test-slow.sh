@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 POOL="$WORK/pool"
 MAXCONN=16
 start_daemon slow --directory "$POOL" --idle-timeout 2s --max-connections "$MAXCONN" \
-  --threads 2 --max-uploads 2
+  --max-uploads 2
 HOSTPORT=${URL#http://}
 
 # A body trickled at one byte a second: each read gets a byte, so the
@@ -93,7 +93,7 @@ esac
 # (threads of evicted connections linger 5 s in tiny_http's pool).
 kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
 start_daemon flood --directory "$POOL" --idle-timeout 30s --max-connections "$MAXCONN" \
-  --threads 2 --max-uploads 2
+  --max-uploads 2
 HOSTPORT=${URL#http://}
 r=$(python3 - "$HOSTPORT" "$MAXCONN" "$DAEMON_PID" <<'PY'
 import os, socket, sys, time
@@ -170,11 +170,11 @@ kill -0 "$DAEMON_PID" 2>/dev/null && ok || fail "daemon died in the flood"
 check "serving after the flood" '{"state":"starting"}' "$(curl -s -m 5 "$URL/upload/status?X-Progress-ID=after")"
 
 # A client that pipelines requests and never reads the answers: once the
-# socket's buffers are full, the worker writing to it waits (up to the idle
+# socket's buffers are full, the thread writing to it waits (up to the idle
 # timeout). Only one of its requests may be handled at a time, so the
-# other workers go on answering everyone else.
+# other connections go on being answered.
 kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
-start_daemon pipeline --directory "$POOL" --idle-timeout 20s --threads 2 --max-uploads 1
+start_daemon pipeline --directory "$POOL" --idle-timeout 20s --max-uploads 1
 HOSTPORT=${URL#http://}
 # An upload whose status is large (64 KiB of form fields).
 python3 -c '
@@ -205,7 +205,7 @@ check "status answered while a client pipelines without reading" 5 "$answered"
 # 503 and Retry-After, never left hanging. Two uploads held open, with
 # --max-connections 2.
 kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
-start_daemon busy --directory "$POOL" --idle-timeout 5s --max-connections 2 --threads 1 --max-uploads 2
+start_daemon busy --directory "$POOL" --idle-timeout 5s --max-connections 2 --max-uploads 2
 head -c $((4 << 20)) /dev/urandom > "$WORK/m.bin"
 for n in 1 2; do
   curl -s -o /dev/null --limit-rate 1M -F "f=@$WORK/m.bin" "$URL/upload?X-Progress-ID=held-$n" &

@@ -164,14 +164,6 @@ pub struct ServeArgs {
 /// Options of the long-running front ends (daemon and FastCGI responder).
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Worker threads for status and other short requests.
-    #[arg(
-        long,
-        env = "FILEUPLOAD_THREADS",
-        default_value_t = 8,
-        value_name = "N"
-    )]
-    pub threads: usize,
     /// Uploads in progress at once; one more gets 503 with Retry-After.
     #[arg(
         long,
@@ -234,6 +226,16 @@ pub struct FastcgiArgs {
     /// listening socket inherited as file descriptor 0.
     #[arg(long, env = "FILEUPLOAD_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Worker threads for status and other short requests, beside one per
+    /// upload slot (the daemon needs none: it answers them on the thread of
+    /// their connection).
+    #[arg(
+        long,
+        env = "FILEUPLOAD_THREADS",
+        default_value_t = 8,
+        value_name = "N"
+    )]
+    pub threads: usize,
     /// Options shared with the daemon.
     #[command(flatten)]
     pub server: ServerArgs,

@@ -112,6 +112,7 @@ fn run_cgi(config: Config, args: CgiArgs) -> Result<ExitCode, String> {
 fn run_fastcgi(mut config: Config, args: &FastcgiArgs) -> Result<ExitCode, String> {
     let options = fastcgi::Options {
         listen: args.listen.clone(),
+        threads: args.threads,
         workers: workers(&args.server)?,
     };
     config.limits.idle_timeout = Some(options.workers.idle_timeout);
@@ -132,7 +133,6 @@ fn workers(args: &ServerArgs) -> Result<Workers, String> {
         return Err("--idle-timeout: must be more than 0".into());
     }
     Ok(Workers {
-        threads: args.threads,
         max_uploads: args.max_uploads,
         idle_timeout,
         grace: parse_duration(&args.grace).map_err(|e| format!("--grace: {e}"))?,

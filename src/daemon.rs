@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use tiny_http::{Header, ListenAddr, Server};
 
+use crate::app::{Route, route};
 use crate::forward::Service;
 use crate::http::Request;
 use crate::log;
-use crate::server::{self, Workers};
+use crate::server::{self, UploadWorkers, Workers};
 
 /// How the daemon listens and how many it serves at once.
 #[derive(Debug, Clone)]
@@ -25,24 +26,49 @@ pub struct Options {
     /// Connections open at once: at the limit the oldest idle one is
     /// closed to admit a new one (see `vendor/tiny_http/PATCHED.md`).
     pub max_connections: usize,
-    /// The worker pool.
+    /// Uploads at once, timeouts, grace.
     pub workers: Workers,
 }
 
 /// Serves until SIGINT or SIGTERM (see [`server::run`]).
+///
+/// Each connection has a thread of its own (at most `max_connections`),
+/// and a request is answered on it as soon as its head is read: status
+/// and clear never wait for a worker, and cost no hop between threads.
+/// Uploads alone go to `max_uploads` workers of lower priority (see
+/// [`UploadWorkers`]).
 pub fn serve(service: Service, options: &Options) -> Result<(), String> {
-    let (server, control) = bind(options)?;
-    let server = Arc::new(server);
+    let service = Arc::new(service);
+    let uploads = {
+        let service = service.clone();
+        UploadWorkers::start(options.workers.max_uploads, move |request| {
+            answer(&service, request)
+        })?
+    };
+    let handler = {
+        let service = service.clone();
+        move |request: tiny_http::Request| {
+            if is_upload(&request) {
+                if let Some(request) = uploads.hand_over(request) {
+                    answer(&service, request)
+                }
+            } else {
+                answer(&service, request)
+            }
+        }
+    };
+    let (server, control) = bind(options, Arc::new(handler))?;
     eprintln!(
         "fileupload: listening on {}",
         describe(&server.server_addr())
     );
-    let service = Arc::new(service);
-    let worker_service = service.clone();
-    let work = move |failed: &AtomicBool| {
+    let watched = service.clone();
+    // Requests do not reach `recv` (the handler answers them); the
+    // failure of the listener does.
+    let watch = move |failed: &AtomicBool| {
         while server::running(failed) {
             match server.recv_timeout(Duration::from_millis(200)) {
-                Ok(Some(request)) => answer(&worker_service, request),
+                Ok(Some(request)) => answer(&watched, request),
                 Ok(None) => {}
                 Err(e) => return server::listener_failed(failed, &e),
             }
@@ -53,7 +79,14 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
     let stop = || unsafe {
         libc::shutdown(control.as_raw_fd(), libc::SHUT_RDWR);
     };
-    server::run(&service, &options.workers, work, stop)
+    server::run(&service, &options.workers, 1, watch, stop)
+}
+
+fn is_upload(request: &tiny_http::Request) -> bool {
+    let url = request.url();
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let method = request.method().as_str().to_ascii_uppercase();
+    route(&method, path, query) == Route::Upload
 }
 
 /// Reads the body only when the core asks, so that `100 Continue` is sent
@@ -101,7 +134,9 @@ fn answer(app: &Service, mut request: tiny_http::Request) {
     let _ = request.respond(reply);
 }
 
-fn bind(options: &Options) -> Result<(Server, OwnedFd), String> {
+type Handler = Arc<dyn Fn(tiny_http::Request) + Send + Sync>;
+
+fn bind(options: &Options, handler: Handler) -> Result<(Server, OwnedFd), String> {
     let fail = |e: &dyn std::fmt::Display| format!("cannot listen on {}: {e}", options.listen);
     let (server, control) = if let Some(path) = options.listen.strip_prefix("unix:") {
         // A socket file left by an earlier run would make bind fail.
@@ -112,7 +147,7 @@ fn bind(options: &Options) -> Result<(Server, OwnedFd), String> {
         set_timeouts(listener.as_raw_fd(), options.workers.idle_timeout).map_err(|e| fail(&e))?;
         let control = OwnedFd::from(listener.try_clone().map_err(|e| fail(&e))?);
         (
-            Server::from_listener_bounded(listener, None, options.max_connections),
+            Server::from_listener_handled(listener, options.max_connections, handler),
             control,
         )
     } else {
@@ -120,7 +155,7 @@ fn bind(options: &Options) -> Result<(Server, OwnedFd), String> {
         set_timeouts(listener.as_raw_fd(), options.workers.idle_timeout).map_err(|e| fail(&e))?;
         let control = OwnedFd::from(listener.try_clone().map_err(|e| fail(&e))?);
         (
-            Server::from_listener_bounded(listener, None, options.max_connections),
+            Server::from_listener_handled(listener, options.max_connections, handler),
             control,
         )
     };

@@ -37,7 +37,10 @@ const MAX_PARAMS: usize = 1024 * 1024;
 pub struct Options {
     /// `HOST:PORT` or `unix:PATH`; `None`: the socket inherited on fd 0.
     pub listen: Option<String>,
-    /// The worker pool.
+    /// Workers kept for status, clear and other short requests, beside one
+    /// per upload slot.
+    pub threads: usize,
+    /// Uploads at once, timeouts, grace.
     pub workers: Workers,
 }
 
@@ -193,7 +196,9 @@ fn bind(listen: Option<&str>) -> Result<Listener, String> {
 }
 
 /// Serves until SIGINT or SIGTERM (see [`server::run`]), one connection
-/// per worker at a time.
+/// per worker at a time. Each upload holds a worker for its duration, so
+/// there are `threads + max_uploads` workers: with every upload slot
+/// taken, `threads` workers still answer status at once.
 pub fn serve(service: Service, options: &Options) -> Result<(), String> {
     let listener = Arc::new(bind(options.listen.as_deref())?);
     eprintln!(
@@ -202,7 +207,8 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
     );
     let service = Arc::new(service);
     let (worker_listener, worker_service) = (listener.clone(), service.clone());
-    let (idle, max) = (options.workers.idle_timeout, options.workers.count());
+    let count = options.threads.max(1) + options.workers.max_uploads;
+    let (idle, max) = (options.workers.idle_timeout, count);
     let work = move |failed: &AtomicBool| {
         while server::running(failed) {
             match worker_listener.accept() {
@@ -231,7 +237,7 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
     let stop = || unsafe {
         libc::shutdown(listener.fd(), libc::SHUT_RDWR);
     };
-    server::run(&service, &options.workers, work, stop)
+    server::run(&service, &options.workers, count, work, stop)
 }
 
 /// Why a connection ended early: said once in the log.

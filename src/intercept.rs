@@ -58,6 +58,8 @@ pub fn receive(
     });
     // Count what did arrive, in a failed status too.
     let counted = upload.progress(parser.received());
+    drop(parser);
+    crate::store::release_memory();
     result.and(counted)
 }
 

@@ -1,19 +1,18 @@
 //! What the long-running front ends (the HTTP daemon and the FastCGI
 //! responder) share: their worker pool, and the stop on SIGINT or SIGTERM.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::forward::Service;
 use crate::signal;
 
-/// How many requests a front end serves at once, and how it stops.
+/// How many uploads a front end takes at once, and how it stops.
 #[derive(Debug, Clone)]
 pub struct Workers {
-    /// Worker threads kept for status, clear and other short requests.
-    pub threads: usize,
     /// Uploads in progress at once; one more gets 503.
     pub max_uploads: usize,
     /// A client silent this long is cut off.
@@ -22,29 +21,21 @@ pub struct Workers {
     pub grace: Duration,
 }
 
-impl Workers {
-    /// Each upload holds a worker for its duration, so there are
-    /// `threads + max_uploads` workers: with every upload slot taken,
-    /// `threads` workers still answer status at once.
-    pub fn count(&self) -> usize {
-        self.threads.max(1) + self.max_uploads
-    }
-}
-
-/// Runs `work` on [`Workers::count`] threads until SIGINT or SIGTERM (or
-/// until a worker reports, through the flag it is given, that the listener
+/// Runs `work` on `threads` threads until SIGINT or SIGTERM (or until a
+/// worker reports, through the flag it is given, that the listener
 /// failed). Then calls `stop_accepting`, gives uploads in progress the
 /// grace period, and returns.
 pub fn run(
     service: &Arc<Service>,
     workers: &Workers,
+    threads: usize,
     work: impl Fn(&AtomicBool) + Send + Sync + 'static,
     stop_accepting: impl FnOnce(),
 ) -> Result<(), String> {
     signal::install();
     let failed = Arc::new(AtomicBool::new(false));
     let work = Arc::new(work);
-    for n in 0..workers.count() {
+    for n in 0..threads {
         let (work, failed) = (work.clone(), failed.clone());
         thread::Builder::new()
             .name(format!("worker-{n}"))
@@ -71,6 +62,80 @@ pub fn run(
     }
     eprintln!("fileupload: stopped");
     Ok(())
+}
+
+/// Threads kept for uploads, at a lower priority (nice 10) than the
+/// threads that answer status and clear. On 2 cores with 32 uploads at
+/// full speed, a status request otherwise waits for the CPU behind the
+/// uploads' receiving, hashing and writing threads; `scripts/bench`
+/// (figure 5) measures the difference. A thread cannot raise its priority
+/// again without privilege, so these are threads of their own, lowered
+/// once, and an upload is handed to one instead of being answered on the
+/// thread that read its head.
+pub struct UploadWorkers<T> {
+    queue: SyncSender<T>,
+    /// Workers waiting for an upload.
+    idle: AtomicUsize,
+}
+
+impl<T: Send + 'static> UploadWorkers<T> {
+    /// Starts `count` workers, each answering the uploads handed to it
+    /// with `answer`.
+    pub fn start(
+        count: usize,
+        answer: impl Fn(T) + Send + Sync + 'static,
+    ) -> Result<Arc<UploadWorkers<T>>, String> {
+        let (queue, waiting) = sync_channel(count.max(1));
+        let workers = Arc::new(UploadWorkers {
+            queue,
+            idle: AtomicUsize::new(0),
+        });
+        let waiting = Arc::new(Mutex::new(waiting));
+        let answer = Arc::new(answer);
+        for n in 0..count {
+            let (workers, waiting, answer) = (workers.clone(), waiting.clone(), answer.clone());
+            thread::Builder::new()
+                .name(format!("upload-{n}"))
+                .spawn(move || workers.work(&waiting, &*answer))
+                .map_err(|e| format!("cannot start upload threads: {e}"))?;
+        }
+        Ok(workers)
+    }
+
+    /// Gives an upload to a waiting worker, or gives it back when none
+    /// waits. An upload never queues: the caller answers it where it is,
+    /// and the core answers 503 when every upload slot is taken.
+    pub fn hand_over(&self, upload: T) -> Option<T> {
+        let taken = self
+            .idle
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if taken.is_err() {
+            return Some(upload);
+        }
+        match self.queue.try_send(upload) {
+            Ok(()) => None,
+            Err(TrySendError::Full(upload) | TrySendError::Disconnected(upload)) => {
+                self.idle.fetch_add(1, Ordering::SeqCst);
+                Some(upload)
+            }
+        }
+    }
+
+    fn work(&self, waiting: &Mutex<Receiver<T>>, answer: &dyn Fn(T)) {
+        crate::store::lower_priority();
+        loop {
+            self.idle.fetch_add(1, Ordering::SeqCst);
+            let next = match waiting.lock() {
+                Ok(waiting) => waiting.recv(),
+                Err(_) => return,
+            };
+            match next {
+                Ok(upload) => answer(upload),
+                // Every sender is gone: the server is stopping.
+                Err(_) => return,
+            }
+        }
+    }
 }
 
 /// Whether a worker should keep taking requests.

@@ -92,8 +92,8 @@ def front(kind):
     if kind == "daemon":
         args = [BIN, "serve", "--listen", f"127.0.0.1:{port}"]
     else:
-        args = [BIN, "fastcgi", "--listen", f"127.0.0.1:{port}"]
-    start(args + ["--directory", pool, "--threads", "1", "--max-uploads", str(MAX_UPLOADS)],
+        args = [BIN, "fastcgi", "--listen", f"127.0.0.1:{port}", "--threads", "1"]
+    start(args + ["--directory", pool, "--max-uploads", str(MAX_UPLOADS)],
           os.path.join(WORK, f"cut-{kind}.log"))
     for name, cut in CUTS.items():
         ident = f"{kind}-{name}"

@@ -256,7 +256,30 @@ impl Server {
         ssl_config: Option<SslConfig>,
         max_connections: usize,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
+        Self::start(listener.into(), ssl_config, max_connections, None)
+    }
+
+    /// fileupload patch: `from_listener_bounded`, but every request is
+    /// given to `handler` on the thread of its connection, as soon as its
+    /// head is read, instead of being queued for `recv`. Answering there
+    /// saves two thread wake-ups per request, which were most of the cost
+    /// of a short request. The handler may hand a request on to another
+    /// thread: the connection reads its next request only once the
+    /// response is written. `recv` then only reports a failed listener.
+    pub fn from_listener_handled<L: Into<Listener>>(
+        listener: L,
+        max_connections: usize,
+        handler: Arc<dyn Fn(Request) + Send + Sync>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::start(listener.into(), None, max_connections, Some(handler))
+    }
+
+    fn start(
+        listener: Listener,
+        ssl_config: Option<SslConfig>,
+        max_connections: usize,
+        handler: Option<Arc<dyn Fn(Request) + Send + Sync>>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let connections = util::Connections::new(max_connections);
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -357,6 +380,7 @@ impl Server {
                 match new_client {
                     Ok(client) => {
                         let messages = inside_messages.clone();
+                        let handler = handler.clone();
                         let mut client = Some(client);
                         tasks_pool.spawn(Box::new(move || {
                             if let Some(client) = client.take() {
@@ -366,6 +390,10 @@ impl Server {
                                     for rq in client {
                                         messages.push(rq.with_notify_sender(sender.clone()).into());
                                         receiver.recv().unwrap();
+                                    }
+                                } else if let Some(handler) = &handler {
+                                    for rq in client {
+                                        handler(rq);
                                     }
                                 } else {
                                     for rq in client {

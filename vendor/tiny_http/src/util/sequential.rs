@@ -136,6 +136,16 @@ impl<R: Read + Send> SequentialReader<R> {
     }
 }
 
+impl<R: Read + Send> SequentialReader<std::io::BufReader<R>> {
+    /// fileupload patch: bytes that can be read without a system call.
+    pub fn buffered(&self) -> usize {
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref reader) => reader.buffer().len(),
+            _ => 0,
+        }
+    }
+}
+
 impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         let mut reader = match self.inner {

@@ -3,17 +3,13 @@
 # processes on free loopback ports, with configs in $WORK, and are stopped
 # by PID in lib.sh's trap.
 
-# As root, Apache and lighttpd hand requests to workers of this user; the
-# CGI program runs as it, so the pool and the test files must be its.
-WEB_USER=www-data
-WEB_GROUP=www-data
+# WEB_USER, WEB_GROUP, APACHE_MODULES and apache_conf_head.
+source "$(dirname "${BASH_SOURCE[0]}")/lib-apache.sh"
 chmod 755 "$WORK"
 
 for tool in apache2 nginx lighttpd fcgiwrap spawn-fcgi curl python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool (.ci/run installs it)" >&2; exit 1; }
 done
-
-APACHE_MODULES=/usr/lib/apache2/modules
 
 # The upload every server gets, made once per script by the first suite.
 BIG="$WORK/big.bin"
@@ -76,33 +72,6 @@ wait_url() {
   echo "nothing answers at $1; the logs:" >&2
   tail -n 20 "$WORK"/*.log "$WORK"/*/error.log >&2 2>/dev/null || true
   return 1
-}
-
-# apache_conf_head PORT MPM MODULE...: the top of an httpd.conf for a test
-# Apache in $WORK/apache listening on PORT, loading the MPM and MODULEs; the
-# caller adds its own directives after it.
-apache_conf_head() {
-  local port=$1 mpm=$2 module
-  shift 2
-  cat <<EOF
-ServerRoot "$WORK/apache"
-DefaultRuntimeDir "$WORK/apache"
-PidFile "$WORK/apache/httpd.pid"
-ErrorLog "$WORK/apache/error.log"
-LogLevel warn
-Listen 127.0.0.1:$port
-ServerName 127.0.0.1
-LoadModule mpm_${mpm}_module $APACHE_MODULES/mod_mpm_$mpm.so
-LoadModule authz_core_module $APACHE_MODULES/mod_authz_core.so
-EOF
-  for module in "$@"; do
-    echo "LoadModule ${module}_module $APACHE_MODULES/mod_$module.so"
-  done
-  cat <<EOF
-User $WEB_USER
-Group $WEB_GROUP
-DocumentRoot "$WORK/apache"
-EOF
 }
 
 # nginx_conf_head: the top of an nginx.conf for a test nginx in $WORK/nginx,

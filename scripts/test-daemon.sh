@@ -67,6 +67,10 @@ for _ in $(seq 1 20); do
   [ "$c" == 200 ] || break
 done
 check "status while uploads fill every slot" 200 "$c"
+# Uploads run on workers of lower priority, and with their hashing and
+# writing threads; the threads that answer status keep normal priority.
+check "upload workers at nice 10" 10 "$(thread_nices "$DAEMON_PID" upload-)"
+check "threads answering status at nice 0" 0 "$(thread_nices "$DAEMON_PID" fileupload)"
 
 # Clearing an upload in progress stops it and removes it.
 check "clear in progress" '{"success":true}' "$(curl -s "$URL/upload?X-Progress-ID=busy-1&clear")"

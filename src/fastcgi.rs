@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use record::{Decoder, ProtocolStatus, Record};
 
 use crate::app::error_response;
+use crate::app::{Route, route};
 use crate::forward::Service;
 use crate::server::{self, Workers};
 use crate::{cgi, log};
@@ -221,6 +222,11 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
                     if let Err(why) = conn.serve(&worker_service) {
                         eprintln!("fileupload: FastCGI connection closed: {why}");
                     }
+                    // This worker served an upload at a lower priority: a
+                    // fresh one takes its place (see server::run).
+                    if crate::store::lowered() {
+                        return;
+                    }
                 }
                 // A connection that was reset before we took it, or a signal.
                 Err(e)
@@ -311,6 +317,11 @@ impl<S: Read + Write + HalfClose> Connection<S> {
             let (method, path, response) = match cgi::head(params) {
                 Ok(head) => {
                     let (method, path) = (head.method.clone(), head.path.clone());
+                    // Uploads run at a lower priority than status requests,
+                    // which otherwise wait for the CPU behind them.
+                    if route(&method, &path, &head.query) == Route::Upload {
+                        crate::store::lower_priority();
+                    }
                     (method, path, service.handle(head.into_request(&mut body)))
                 }
                 Err(e) => ("-".into(), "-".into(), error_response(&e, None)),

@@ -34,16 +34,21 @@ pub fn run(
 ) -> Result<(), String> {
     signal::install();
     let failed = Arc::new(AtomicBool::new(false));
-    let work = Arc::new(work);
-    for n in 0..threads {
-        let (work, failed) = (work.clone(), failed.clone());
-        thread::Builder::new()
-            .name(format!("worker-{n}"))
-            .spawn(move || work(&failed))
+    let work: Work = Arc::new(work);
+    let retired = Arc::new(AtomicUsize::new(0));
+    for _ in 0..threads {
+        start_worker(&work, &failed, &retired)
             .map_err(|e| format!("cannot start worker threads: {e}"))?;
     }
     while !signal::stop_requested() && !failed.load(Ordering::SeqCst) {
         thread::sleep(Duration::from_millis(100));
+        // Started from here, at normal priority: a thread inherits the
+        // priority of the thread that starts it.
+        for _ in 0..retired.swap(0, Ordering::SeqCst) {
+            // Out of threads: the server goes on with one worker less, as
+            // it would have with the retired one lowered.
+            let _ = start_worker(&work, &failed, &retired);
+        }
     }
     stop_accepting();
     let deadline = Instant::now() + workers.grace;
@@ -136,6 +141,29 @@ impl<T: Send + 'static> UploadWorkers<T> {
             }
         }
     }
+}
+
+type Work = Arc<dyn Fn(&AtomicBool) + Send + Sync>;
+
+/// Starts a thread running `work`. A worker that lowered its priority for
+/// an upload (see [`crate::store::lower_priority`]) cannot raise it again
+/// without privilege: its `work` returns once the upload's connection is
+/// done, and [`run`] starts a fresh worker at normal priority in its place.
+fn start_worker(
+    work: &Work,
+    failed: &Arc<AtomicBool>,
+    retired: &Arc<AtomicUsize>,
+) -> std::io::Result<()> {
+    let (work, failed, retired) = (work.clone(), failed.clone(), retired.clone());
+    thread::Builder::new()
+        .name("worker".into())
+        .spawn(move || {
+            work(&failed);
+            if crate::store::lowered() {
+                retired.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .map(|_| ())
 }
 
 /// Whether a worker should keep taking requests.

@@ -287,6 +287,7 @@ const HELPER_NICE: i32 = 10;
 /// orders its own threads and takes nothing from it against other
 /// processes.
 pub(crate) fn lower_priority() {
+    LOWERED.set(true);
     // SAFETY: getpriority(2) and nice(2) take no pointer; on Linux both
     // apply to the calling thread only. An error reads as nice -1 and asks
     // for a little more, which the kernel caps; a refusal leaves the
@@ -298,6 +299,16 @@ pub(crate) fn lower_priority() {
             libc::nice(HELPER_NICE - now);
         }
     }
+}
+
+thread_local! {
+    /// Whether this thread went through [`lower_priority`].
+    static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread went through [`lower_priority`].
+pub(crate) fn lowered() -> bool {
+    LOWERED.get()
 }
 
 /// Gives the memory an upload freed back to the system. glibc keeps freed

@@ -82,14 +82,15 @@ fn serve(mut config: Config, args: &ServeArgs) -> Result<ExitCode, String> {
     let options = daemon::Options {
         listen: args.listen.clone(),
         max_connections: args.max_connections,
-        workers: workers(&args.server)?,
+        workers: workers(&mut config, &args.server)?,
     };
-    config.limits.idle_timeout = Some(options.workers.idle_timeout);
-    let takes_uploads = config.upload_url.is_none();
-    let app = config
-        .app(options.workers.max_uploads)
-        .with_demo(!args.no_demo);
-    let service = Service::new(app, takes_uploads, backend(&args.server.backend)?);
+    let application = backend(&args.server.backend)?;
+    let service = service(
+        config,
+        options.workers.max_uploads,
+        application,
+        !args.no_demo,
+    );
     daemon::serve(service, &options)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -104,7 +105,7 @@ fn run_cgi(config: Config, args: CgiArgs) -> Result<ExitCode, String> {
         None => backend(&args.backend)?,
     };
     // One request, one upload at most: no thread pool, no slot to share.
-    cgi::run(&service(config, 1, application))
+    cgi::run(&service(config, 1, application, false))
         .map_err(|e| format!("cannot write the answer: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -113,25 +114,23 @@ fn run_fastcgi(mut config: Config, args: &FastcgiArgs) -> Result<ExitCode, Strin
     let options = fastcgi::Options {
         listen: args.listen.clone(),
         threads: args.threads,
-        workers: workers(&args.server)?,
+        workers: workers(&mut config, &args.server)?,
     };
-    config.limits.idle_timeout = Some(options.workers.idle_timeout);
-    let service = service(
-        config,
-        options.workers.max_uploads,
-        backend(&args.server.backend)?,
-    );
+    let application = backend(&args.server.backend)?;
+    let service = service(config, options.workers.max_uploads, application, false);
     fastcgi::serve(service, &options)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The worker pool of the daemon and the FastCGI responder.
-fn workers(args: &ServerArgs) -> Result<Workers, String> {
+/// The upload slots, timeouts and grace of the daemon and the FastCGI
+/// responder; the idle timeout also paces the core's body reading.
+fn workers(config: &mut Config, args: &ServerArgs) -> Result<Workers, String> {
     let idle_timeout =
         parse_duration(&args.idle_timeout).map_err(|e| format!("--idle-timeout: {e}"))?;
     if idle_timeout.is_zero() {
         return Err("--idle-timeout: must be more than 0".into());
     }
+    config.limits.idle_timeout = Some(idle_timeout);
     Ok(Workers {
         max_uploads: args.max_uploads,
         idle_timeout,
@@ -145,9 +144,15 @@ fn backend(url: &Option<String>) -> Result<Option<Application>, String> {
         .transpose()
 }
 
-fn service(config: Config, max_uploads: usize, application: Option<Application>) -> Service {
+fn service(
+    config: Config,
+    max_uploads: usize,
+    application: Option<Application>,
+    demo: bool,
+) -> Service {
     let takes_uploads = config.upload_url.is_none();
-    Service::new(config.app(max_uploads), takes_uploads, application)
+    let app = config.app(max_uploads).with_demo(demo);
+    Service::new(app, takes_uploads, application)
 }
 
 /// Exit 0, or 1 with the reason on stderr.

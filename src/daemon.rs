@@ -1,5 +1,6 @@
-//! The HTTP daemon: `tiny_http` with a pool of blocking worker threads,
-//! translating its requests to the core's and back.
+//! The HTTP daemon: `tiny_http` with a thread per connection, uploads
+//! handed to workers of their own, translating its requests to the core's
+//! and back.
 
 use std::io::{self, Read};
 use std::net::TcpListener;
@@ -82,11 +83,13 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
     server::run(&service, &options.workers, 1, watch, stop)
 }
 
+/// Whether the core will take `request` as an upload: only a `POST` can
+/// be, so every other request is told apart without allocating.
 fn is_upload(request: &tiny_http::Request) -> bool {
     let url = request.url();
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let method = request.method().as_str().to_ascii_uppercase();
-    route(&method, path, query) == Route::Upload
+    request.method().as_str().eq_ignore_ascii_case("POST")
+        && route("POST", path, query) == Route::Upload
 }
 
 /// Reads the body only when the core asks, so that `100 Continue` is sent

@@ -224,7 +224,7 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
                     }
                     // This worker served an upload at a lower priority: a
                     // fresh one takes its place (see server::run).
-                    if crate::store::lowered() {
+                    if crate::priority::lowered() {
                         return;
                     }
                 }
@@ -324,7 +324,7 @@ impl<S: Read + Write + HalfClose> Connection<S> {
                     // Uploads run at a lower priority than status requests,
                     // which otherwise wait for the CPU behind them.
                     if route(&method, &path, &head.query) == Route::Upload {
-                        crate::store::lower_priority();
+                        crate::priority::lower();
                     }
                     (method, path, service.handle(head.into_request(&mut body)))
                 }

@@ -25,6 +25,7 @@ pub mod intercept;
 pub mod log;
 pub mod multipart;
 pub mod pool;
+mod priority;
 pub mod server;
 pub mod signal;
 pub mod status;

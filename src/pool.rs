@@ -91,8 +91,7 @@ impl Pool {
         let dir = dir.canonicalize().map_err(|e| unusable("resolve it", e))?;
         // access(2) answers for our permissions and for a read-only mount
         // without writing anything: a CGI status request pays one syscall.
-        let c_path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-            .map_err(|e| unusable("resolve it", io::Error::other(e)))?;
+        let c_path = c_path(&dir).map_err(|e| unusable("resolve it", e))?;
         // SAFETY: a NUL-terminated path that lives across the call.
         if unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
             return Err(unusable("write in it", io::Error::last_os_error()));
@@ -643,10 +642,7 @@ fn write_status(dir: &Path, status: &Status, durable: bool) -> Result<()> {
 /// progress document may be empty; readers take an empty status as none.
 #[cfg(target_os = "linux")]
 fn replace_status(tmp: &Path, target: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other);
-    let (from, to) = (c(tmp)?, c(target)?);
+    let (from, to) = (c_path(tmp)?, c_path(target)?);
     // SAFETY: two NUL-terminated paths that live across the call.
     let rc = unsafe {
         libc::renameat2(
@@ -665,6 +661,11 @@ fn replace_status(tmp: &Path, target: &Path) -> io::Result<()> {
     }
     // No document yet (ENOENT), or a filesystem without exchange.
     fs::rename(tmp, target)
+}
+
+/// A path as the C calls take it.
+fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)
 }
 
 #[cfg(not(target_os = "linux"))]

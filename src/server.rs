@@ -127,7 +127,7 @@ impl<T: Send + 'static> UploadWorkers<T> {
     }
 
     fn work(&self, waiting: &Mutex<Receiver<T>>, answer: &dyn Fn(T)) {
-        crate::store::lower_priority();
+        crate::priority::lower();
         loop {
             self.idle.fetch_add(1, Ordering::SeqCst);
             let next = match waiting.lock() {
@@ -146,7 +146,7 @@ impl<T: Send + 'static> UploadWorkers<T> {
 type Work = Arc<dyn Fn(&AtomicBool) + Send + Sync>;
 
 /// Starts a thread running `work`. A worker that lowered its priority for
-/// an upload (see [`crate::store::lower_priority`]) cannot raise it again
+/// an upload (see [`crate::priority::lower`]) cannot raise it again
 /// without privilege: its `work` returns once the upload's connection is
 /// done, and [`run`] starts a fresh worker at normal priority in its place.
 fn start_worker(
@@ -159,7 +159,7 @@ fn start_worker(
         .name("worker".into())
         .spawn(move || {
             work(&failed);
-            if crate::store::lowered() {
+            if crate::priority::lowered() {
                 retired.fetch_add(1, Ordering::SeqCst);
             }
         })

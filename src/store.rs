@@ -220,7 +220,7 @@ impl Pipeline {
         let hasher = thread::Builder::new()
             .name("sha256".into())
             .spawn(move || {
-                lower_priority();
+                crate::priority::lower();
                 let mut context = digest::Context::new(&digest::SHA256);
                 for block in hash_queue {
                     context.update(block.bytes());
@@ -271,44 +271,6 @@ impl Drop for Pipeline {
             let _ = self.finish();
         }
     }
-}
-
-/// How much less the hashing and writing threads weigh than the threads
-/// that answer requests.
-const HELPER_NICE: i32 = 10;
-
-/// Lowers the calling thread's priority to nice [`HELPER_NICE`]; a thread
-/// already that low stays as it is, so helpers started by an upload worker
-/// (see `server::UploadWorkers`) do not sink further. With 32 uploads at
-/// full speed on 2 cores, status requests otherwise queue for the CPU
-/// behind dozens of busy receiving, hashing and writing threads. Only this
-/// thread changes (Linux nice values are per thread); where the daemon has
-/// an autogroup or a cgroup of its own, as a service normally does, this
-/// orders its own threads and takes nothing from it against other
-/// processes.
-pub(crate) fn lower_priority() {
-    LOWERED.set(true);
-    // SAFETY: getpriority(2) and nice(2) take no pointer; on Linux both
-    // apply to the calling thread only. An error reads as nice -1 and asks
-    // for a little more, which the kernel caps; a refusal leaves the
-    // priority as it was, which is fine.
-    #[cfg(target_os = "linux")]
-    unsafe {
-        let now = libc::getpriority(libc::PRIO_PROCESS, 0);
-        if now < HELPER_NICE {
-            libc::nice(HELPER_NICE - now);
-        }
-    }
-}
-
-thread_local! {
-    /// Whether this thread went through [`lower_priority`].
-    static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Whether this thread went through [`lower_priority`].
-pub(crate) fn lowered() -> bool {
-    LOWERED.get()
 }
 
 /// Gives the memory an upload freed back to the system. glibc keeps freed

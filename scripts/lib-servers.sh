@@ -1,7 +1,8 @@
 # Helpers of the tests under real web servers (Apache, nginx, lighttpd);
 # sourced after lib.sh, not run. Servers run as normal foreground
-# processes on free loopback ports, with configs in $WORK, and are stopped
-# by PID in lib.sh's trap.
+# processes on free loopback ports, with configs in $WORK, each in a
+# session of its own; stop_servers, the EXIT trap set here in place of
+# lib.sh's, stops each server's process group, then runs lib.sh's cleanup.
 
 # WEB_USER, WEB_GROUP, APACHE_MODULES and apache_conf_head.
 source "$(dirname "${BASH_SOURCE[0]}")/lib-apache.sh"

@@ -29,12 +29,6 @@ ok() {
 }
 
 # check DESCRIPTION EXPECTED ACTUAL
-# thread_nices PID PREFIX: the nice values of the threads of PID whose
-# name starts with PREFIX, sorted, each once.
-thread_nices() {
-  ps -L -o ni=,comm= -p "$1" | awk -v p="$2" 'index($2, p) == 1 {print $1}' | sort -un | tr '\n' ' ' | sed 's/ $//'
-}
-
 check() {
   if [ "$2" == "$3" ]; then ok; else fail "$1: expected [$2], got [$3]"; fi
 }
@@ -91,4 +85,10 @@ wait_for_state() {
 finish() {
   echo "$(basename "$0"): $CHECKS checks passed, $FAILS failed"
   [ "$FAILS" -eq 0 ]
+}
+
+# thread_nices PID PREFIX: the nice values of the threads of PID whose
+# name starts with PREFIX, sorted, each once.
+thread_nices() {
+  ps -L -o ni=,comm= -p "$1" | awk -v p="$2" 'index($2, p) == 1 {print $1}' | sort -un | tr '\n' ' ' | sed 's/ $//'
 }

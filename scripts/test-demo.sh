@@ -22,7 +22,10 @@ check_contains "iframe page iframe" '<iframe name="transport"' "$(cat "$WORK/ifr
 
 # Every file the pages refer to is served, with its type.
 for page in index iframe; do
-  for ref in $(grep -o -E '(src|href)="demo/[^"]+"' "$WORK/$page.html" | sed -E 's/.*"(demo\/[^"]+)"/\1/'); do
+  refs=$(grep -o -E '(src|href)="demo/[^"]+"' "$WORK/$page.html" | sed -E 's/.*"(demo\/[^"]+)"/\1/')
+  # A page that refers to nothing would pass the loop without a check.
+  [ -n "$refs" ] && ok || fail "$page refers to no demo/ file"
+  for ref in $refs; do
     c=$(curl -s -o /dev/null -w '%{http_code} %{content_type}' "$URL/$ref")
     case "$ref" in
       *.css) want="200 text/css; charset=utf-8" ;;

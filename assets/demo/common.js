@@ -98,6 +98,8 @@ window.FileuploadDemo = (function () {
   // code, 0 when the connection broke) with the server's own words.
   function explain(status, message) {
     const said = message ? ': ' + message : '';
+    // The status of an upload whose writer died says so with a 500.
+    if (message === 'upload interrupted') return 'The upload was interrupted' + said + '.';
     switch (status) {
       case 413:
         return 'The upload is too large for this server' + said + ' (HTTP 413).';

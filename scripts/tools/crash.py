@@ -7,7 +7,8 @@ starts a second one that trickles in, kills the writer (the daemon, the
 FastCGI responder or the CGI process) at a random moment with SIGKILL, and
 checks: every upload that reported done is intact, the interrupted one
 reports error / "upload interrupted" (or done and intact, when it won the
-race), no finished-looking file exists for it, and a new start serves.
+race), no finished-looking file exists for it, and (for the daemon) a
+new start on the same pool serves.
 Prints one line per failure and a summary; exits 1 on any failure.
 """
 import hashlib
@@ -59,7 +60,8 @@ def fcgi_send(addr, ident, payload, trickle):
 
 
 def feed(send, payload, trickle, sock, end=None):
-    """Sends payload whole, or a part of it slowly when trickle; returns the reply."""
+    """Sends payload whole, or when trickle 16 KiB every 10 ms (the writer
+    is killed meanwhile, or the upload wins the race); returns the reply."""
     if not trickle:
         send(payload)
         if end:

@@ -113,8 +113,18 @@ def poller(n):
         time.sleep(0.01)
 
 
-threads = [threading.Thread(target=uploader, args=(i,)) for i in range(UPLOADERS)]
-threads += [threading.Thread(target=poller, args=(i,)) for i in range(POLLERS)]
+def guarded(work, n):
+    """Runs a client thread; an exception that ends it (a reply that is not
+    the JSON expected, a stored file missing) is a failure, not only a
+    traceback on stderr."""
+    try:
+        work(n)
+    except Exception as e:
+        fail(f"{work.__name__} {n} stopped: {e!r}")
+
+
+threads = [threading.Thread(target=guarded, args=(uploader, i)) for i in range(UPLOADERS)]
+threads += [threading.Thread(target=guarded, args=(poller, i)) for i in range(POLLERS)]
 began = time.monotonic()
 for t in threads:
     t.start()

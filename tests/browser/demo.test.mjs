@@ -327,15 +327,18 @@ describe('the demo page', () => {
       await page.keyboard.press('Enter');
       assert.equal((await outcome(page, file.name)).state, 'cancelled');
       assert.equal(await upload.locator('.upload-message').innerText(), 'Cancelled.');
-      // The server lets go of it: no longer uploading, nothing kept.
+      // The server lets go of it: no longer uploading, nothing kept. An
+      // abort alone would leave state error; the clear leaves no bucket,
+      // whose status is `starting`.
       let status;
       for (let i = 0; i < 200; i++) {
         status = (await getJson(`${BASE}/upload/status?X-Progress-ID=${identifier}`)).json;
-        if (status.state !== 'uploading') break;
+        if (status.state === 'starting') break;
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.notEqual(status.state, 'uploading');
       assert.notEqual(status.state, 'done');
+      assert.equal(status.state, 'starting');
     } finally {
       await page.close();
     }

@@ -20,7 +20,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput};
-use fileupload::multipart::Parser;
+use fileupload::model::multipart::Parser;
 
 const BOUNDARY: &str = "------------------------8f1c2b7d3e4a5f60";
 const KINDS: [&str; 3] = ["random", "csv", "adversarial"];

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use crate::cli::{CgiArgs, Cli, Command, FastcgiArgs, IdCommand, ServeArgs, ServerArgs};
 use crate::config::Config;
-use crate::forward::{Application, Backend, Service};
-use crate::server::Workers;
-use crate::units::parse_duration;
-use crate::{cgi, daemon, fastcgi};
+use crate::front::driver::Workers;
+use crate::front::{cgi, daemon, fastcgi};
+use crate::handoff::{Application, Backend, Service};
+use crate::model::units::parse_duration;
 
 /// Runs a parsed command line. `Err` is a start-up failure (exit status 2);
 /// other outcomes carry their own exit status.

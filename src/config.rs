@@ -6,10 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::app::App;
-use crate::identifier::Signer;
-use crate::intercept::Limits;
+use crate::app::intercept::Limits;
+use crate::model::identifier::Signer;
+use crate::model::units::parse_size;
 use crate::pool::Pool;
-use crate::units::parse_size;
 
 /// The settings shared by every subcommand.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::http::Response;
+use crate::model::http::Response;
 
 /// Writes `time method path status bytes duration identifier` to stderr,
 /// where bytes are the request body bytes read.
@@ -16,14 +16,14 @@ pub fn request(method: &str, path: &str, response: &Response, took: Duration) {
         "{} {} {} {} {} {:.3}s {}\n",
         timestamp(SystemTime::now()),
         method,
-        crate::status::strip_controls(path),
+        crate::model::status::strip_controls(path),
         response.status,
         response.received,
         took.as_secs_f64(),
         response
             .identifier
             .as_deref()
-            .map(crate::status::strip_controls)
+            .map(crate::model::status::strip_controls)
             .unwrap_or_else(|| "-".into()),
     );
     // Nowhere to report a failed log write.

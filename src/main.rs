@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use fileupload::cli::{Cli, Command};
-use fileupload::{cgi, fastcgi};
+use fileupload::front::{cgi, fastcgi};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(arguments());

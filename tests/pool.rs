@@ -8,10 +8,10 @@ use std::thread;
 use std::time::Duration;
 
 use fileupload::app::App;
-use fileupload::http::Request;
-use fileupload::identifier::{Identifier, Signer};
-use fileupload::intercept::Limits;
-use fileupload::status::State;
+use fileupload::app::intercept::Limits;
+use fileupload::model::http::Request;
+use fileupload::model::identifier::{Identifier, Signer};
+use fileupload::model::status::State;
 use fileupload::{Error, Pool};
 
 fn temp_dir(name: &str) -> PathBuf {

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 use fileupload::Pool;
 use fileupload::app::App;
-use fileupload::http::Request;
-use fileupload::identifier::Signer;
-use fileupload::intercept::Limits;
-use fileupload::multipart::Parser;
+use fileupload::app::intercept::Limits;
+use fileupload::model::http::Request;
+use fileupload::model::identifier::Signer;
+use fileupload::model::multipart::Parser;
 
 /// xorshift64*: enough randomness for test cases, and reproducible.
 struct Rng(u64);

@@ -3,7 +3,7 @@
 //! what the variables said.
 #![no_main]
 
-use fileupload::cgi::head;
+use fileupload::front::cgi::head;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

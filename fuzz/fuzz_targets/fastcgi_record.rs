@@ -3,7 +3,7 @@
 //! bytes are cut, as a socket may cut them.
 #![no_main]
 
-use fileupload::fastcgi::record::{Decoder, decode_pairs};
+use fileupload::front::fastcgi::record::{Decoder, decode_pairs};
 use libfuzzer_sys::fuzz_target;
 
 fn decode(data: &[u8], step: usize) -> (Vec<String>, bool) {

@@ -2,7 +2,7 @@
 //! that could be more than one safe path component.
 #![no_main]
 
-use fileupload::identifier::{Identifier, Signer};
+use fileupload::model::identifier::{Identifier, Signer};
 use libfuzzer_sys::fuzz_target;
 
 fn safe(id: &Identifier) {

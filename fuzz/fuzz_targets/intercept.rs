@@ -8,9 +8,9 @@ use std::sync::OnceLock;
 
 use fileupload::Pool;
 use fileupload::app::App;
-use fileupload::http::Request;
-use fileupload::identifier::Signer;
-use fileupload::intercept::Limits;
+use fileupload::model::http::Request;
+use fileupload::model::identifier::Signer;
+use fileupload::app::intercept::Limits;
 use libfuzzer_sys::fuzz_target;
 
 fn app() -> &'static (App, PathBuf) {

@@ -6,7 +6,7 @@
 
 use std::io::{self, Read};
 
-use fileupload::multipart::Parser;
+use fileupload::model::multipart::Parser;
 use libfuzzer_sys::fuzz_target;
 
 /// Hands out the body in pieces whose sizes come from the input.

@@ -3,7 +3,7 @@
 #![no_main]
 
 use fileupload::app::route;
-use fileupload::http::{escape_html, parse_query, percent_decode, prefers_html, valid_callback};
+use fileupload::model::http::{escape_html, parse_query, percent_decode, prefers_html, valid_callback};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

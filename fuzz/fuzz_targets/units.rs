@@ -2,7 +2,7 @@
 //! panic or an overflow, and what parses means what it says.
 #![no_main]
 
-use fileupload::units::{parse_duration, parse_size};
+use fileupload::model::units::{parse_duration, parse_size};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::error::Error;
+use crate::model::error::Error;
 
 /// Where an upload stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ pub struct FileInfo {
 /// The status of an upload; in state `done` it is the upload's description.
 ///
 /// ```
-/// use fileupload::status::{State, Status};
+/// use fileupload::model::status::{State, Status};
 /// let s = Status::unknown();
 /// assert_eq!(s.state, State::Starting);
 /// assert_eq!(serde_json::to_string(&s).unwrap(), r#"{"state":"starting"}"#);
@@ -154,7 +154,7 @@ impl Status {
 /// log line).
 ///
 /// ```
-/// use fileupload::status::clean_filename;
+/// use fileupload::model::status::clean_filename;
 /// assert_eq!(clean_filename(r"C:\Users\me\report.pdf"), "report.pdf");
 /// assert_eq!(clean_filename("a\r\nb.txt"), "ab.txt");
 /// assert_eq!(clean_filename("a;b%22q%22%0D%0A.txt"), "a;b\"q\".txt");

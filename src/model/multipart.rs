@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::stream::Stream;
 
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 /// Bytes read from the body at a time.
 const BLOCK: usize = 256 * 1024;
@@ -41,7 +41,7 @@ pub const MAX_BOUNDARY: usize = 70;
 /// the parser's delimiter search short).
 ///
 /// ```
-/// use fileupload::multipart::boundary;
+/// use fileupload::model::multipart::boundary;
 /// assert_eq!(boundary("multipart/form-data; boundary=XyZ").unwrap(), "XyZ");
 /// assert_eq!(boundary("text/plain").unwrap_err().status(), 415);
 /// assert_eq!(boundary("multipart/form-data").unwrap_err().status(), 400);
@@ -106,7 +106,7 @@ impl Stream for SlotStream {
 /// Reads a `multipart/form-data` body part by part.
 ///
 /// ```
-/// use fileupload::multipart::Parser;
+/// use fileupload::model::multipart::Parser;
 /// let body = b"--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a;b.txt\"\r\n\
 ///              Content-Type: text/plain\r\n\r\nhello\r\n--B--\r\n";
 /// let mut reader = &body[..];
@@ -199,7 +199,7 @@ impl<'b> Parser<'b> {
         Ok(field.map(|field| Part {
             name: field
                 .name()
-                .map(crate::status::strip_controls)
+                .map(crate::model::status::strip_controls)
                 .unwrap_or_default(),
             filename: field.file_name().map(str::to_owned),
             content_type: field.content_type().map(|m| m.to_string()),

@@ -7,7 +7,7 @@
 
 use ring::hmac;
 
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 /// The longest `ID` accepted.
 pub const MAX_ID_LEN: usize = 64;
@@ -44,7 +44,7 @@ impl Identifier {
 /// Mints and checks identifiers, with or without a signing key.
 ///
 /// ```
-/// use fileupload::identifier::Signer;
+/// use fileupload::model::identifier::Signer;
 /// let signer = Signer::new(Some(b"secret"));
 /// let id = signer.create().unwrap();
 /// let text = signer.format(&id);

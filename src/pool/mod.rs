@@ -18,6 +18,9 @@
 //! lock of a dead process, so a free lock under `uploading` is an
 //! interrupted upload.
 
+pub(crate) mod priority;
+pub(crate) mod store;
+
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -27,10 +30,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use fs2::FileExt;
 
-use crate::error::{Error, Result};
-use crate::identifier::{Identifier, Signer, to_hex};
-use crate::status::{FileInfo, State, Status};
-use crate::store::Store;
+use crate::model::error::{Error, Result};
+use crate::model::identifier::{Identifier, Signer, to_hex};
+use crate::model::status::{FileInfo, State, Status};
+use crate::pool::store::Store;
 
 const LOCK: &str = "lock";
 const STATUS: &str = "status.json";
@@ -56,13 +59,13 @@ pub const INTERRUPTED: &str = "upload interrupted";
 /// A pool directory shared by every process that serves the same uploads.
 ///
 /// ```
-/// use fileupload::{Pool, identifier::Signer};
+/// use fileupload::{Pool, model::identifier::Signer};
 /// let dir = std::env::temp_dir().join(format!("pool-doc-{}", std::process::id()));
 /// let pool = Pool::open(&dir, Signer::new(None)).unwrap();
 /// let id = pool.create_identifier().unwrap();
 /// let bucket = pool.access_upload_bucket(&id);
 /// assert!(!bucket.is_complete().unwrap());
-/// assert_eq!(bucket.status().unwrap().state, fileupload::status::State::Starting);
+/// assert_eq!(bucket.status().unwrap().state, fileupload::model::status::State::Starting);
 /// pool.clear_upload_bucket(&id).unwrap();
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```

@@ -6,7 +6,7 @@
 //! The pages use relative URLs only (`upload`, `upload/status`, `demo/…`),
 //! so they keep working wherever the daemon's root is mounted.
 
-use crate::http::Response;
+use crate::model::http::Response;
 
 /// What the demo responses allow the browser to load: this origin only.
 /// Nothing is fetched from elsewhere, and no inline script or style is
@@ -31,37 +31,37 @@ const ASSETS: &[Asset] = &[
     Asset {
         path: "/",
         content_type: HTML,
-        body: include_str!("../assets/demo/index.html"),
+        body: include_str!("../../assets/demo/index.html"),
     },
     Asset {
         path: "/iframe",
         content_type: HTML,
-        body: include_str!("../assets/demo/iframe.html"),
+        body: include_str!("../../assets/demo/iframe.html"),
     },
     Asset {
         path: "/demo/demo.css",
         content_type: CSS,
-        body: include_str!("../assets/demo/demo.css"),
+        body: include_str!("../../assets/demo/demo.css"),
     },
     Asset {
         path: "/demo/icon.svg",
         content_type: "image/svg+xml",
-        body: include_str!("../assets/demo/icon.svg"),
+        body: include_str!("../../assets/demo/icon.svg"),
     },
     Asset {
         path: "/demo/common.js",
         content_type: JS,
-        body: include_str!("../assets/demo/common.js"),
+        body: include_str!("../../assets/demo/common.js"),
     },
     Asset {
         path: "/demo/page.js",
         content_type: JS,
-        body: include_str!("../assets/demo/page.js"),
+        body: include_str!("../../assets/demo/page.js"),
     },
     Asset {
         path: "/demo/iframe.js",
         content_type: JS,
-        body: include_str!("../assets/demo/iframe.js"),
+        body: include_str!("../../assets/demo/iframe.js"),
     },
 ];
 
@@ -72,7 +72,7 @@ const ASSETS: &[Asset] = &[
 /// the demo can neither shadow nor change the protocol.
 ///
 /// ```
-/// use fileupload::demo::page;
+/// use fileupload::app::demo::page;
 /// let index = page("GET", "/").unwrap();
 /// assert_eq!(index.status, 200);
 /// assert_eq!(index.header("Content-Type"), Some("text/html; charset=utf-8"));

@@ -7,12 +7,9 @@ use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 
-use crate::error::{Error, Result};
-use crate::forward::Service;
-use crate::http::{Request, Response, percent_decode, reason};
-
-/// The most bytes of headers a CGI program's answer may have.
-const MAX_HEAD: usize = 64 * 1024;
+use crate::handoff::Service;
+use crate::model::error::{Error, Result};
+use crate::model::http::{Request, Response, percent_decode, reason};
 
 /// Everything of a request but its body, as CGI meta-variables give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +45,7 @@ impl Head {
 /// mapped at `/upload` and as `/cgi-bin/fileupload/upload`.
 ///
 /// ```
-/// use fileupload::cgi::head;
+/// use fileupload::front::cgi::head;
 /// let vars = [
 ///     ("REQUEST_METHOD", "POST"),
 ///     ("SCRIPT_NAME", "/cgi-bin/fileupload"),
@@ -131,7 +128,7 @@ fn header_name(meta: &str) -> String {
 /// without `=` as arguments, and nothing otherwise.
 ///
 /// ```
-/// use fileupload::cgi::is_script_invocation;
+/// use fileupload::front::cgi::is_script_invocation;
 /// assert!(is_script_invocation(&[], Some("X-Progress-ID=a&status")));
 /// assert!(is_script_invocation(&["a b".into(), "c".into()], Some("a%20b+c")));
 /// assert!(!is_script_invocation(&["status".into(), "x".into()], Some("")));
@@ -154,7 +151,7 @@ pub fn is_script_invocation(args: &[OsString], query: Option<&str>) -> bool {
 /// blank line, the body. FastCGI's `STDOUT` stream carries the same.
 ///
 /// ```
-/// use fileupload::{cgi::encode_response, http::Response};
+/// use fileupload::{front::cgi::encode_response, model::http::Response};
 /// let out = encode_response(&Response::new(201, "application/json", b"{}".to_vec()));
 /// assert!(out.starts_with(b"Status: 201 Created\r\nContent-Type: application/json\r\n"));
 /// assert!(out.ends_with(b"Content-Length: 2\r\n\r\n{}"));
@@ -165,7 +162,7 @@ pub fn encode_response(response: &Response) -> Vec<u8> {
         format!(
             "Status: {} {}\r\n",
             response.status,
-            reason_phrase(response.status)
+            reason(response.status)
         )
         .as_bytes(),
     );
@@ -181,93 +178,6 @@ pub fn encode_response(response: &Response) -> Vec<u8> {
     out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", response.body.len()).as_bytes());
     out.extend_from_slice(&response.body);
     out
-}
-
-/// The reason phrase, also for the statuses only an application answers
-/// with (the core's table knows its own).
-fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        202 => "Accepted",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        422 => "Unprocessable Content",
-        429 => "Too Many Requests",
-        501 => "Not Implemented",
-        504 => "Gateway Timeout",
-        _ => reason(status),
-    }
-}
-
-/// Reads the answer of a CGI program (RFC 3875 section 6): header lines
-/// ending in LF or CRLF, a blank line, the body. `Status` sets the status;
-/// a `Location` without it is a redirect (302). Anything else is refused,
-/// as a web server would refuse it.
-///
-/// ```
-/// use fileupload::cgi::parse_response;
-/// let r = parse_response(b"Content-Type: text/plain\nStatus: 202 Accepted\n\nhi").unwrap();
-/// assert_eq!((r.status, r.body.as_slice()), (202, &b"hi"[..]));
-/// assert_eq!(r.header("Content-Type"), Some("text/plain"));
-/// assert!(parse_response(b"no header here").is_err());
-/// ```
-pub fn parse_response(output: &[u8]) -> Result<Response> {
-    let bad = |why: &str| Error::new(502, format!("the application's answer is malformed: {why}"));
-    let mut rest = output;
-    let mut headers: Vec<(String, String)> = Vec::new();
-    let mut status = None;
-    loop {
-        let end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .filter(|&n| n < MAX_HEAD)
-            .ok_or_else(|| bad("no end of headers"))?;
-        let line = &rest[..end];
-        rest = &rest[end + 1..];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
-        let line = std::str::from_utf8(line).map_err(|_| bad("a header is not UTF-8"))?;
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| bad("a header line without ':'"))?;
-        let (name, value) = (name.trim(), value.trim());
-        if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(bad("an invalid header name"));
-        }
-        if name.eq_ignore_ascii_case("Status") {
-            let code = value
-                .split_whitespace()
-                .next()
-                .and_then(|c| c.parse::<u16>().ok())
-                .filter(|c| (100..1000).contains(c))
-                .ok_or_else(|| bad("an invalid Status"))?;
-            status = Some(code);
-        } else {
-            headers.push((name.to_owned(), value.to_owned()));
-        }
-        if headers.len() > 1000 {
-            return Err(bad("too many headers"));
-        }
-    }
-    let has = |n: &str| headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n));
-    let status = match status {
-        Some(code) => code,
-        None if has("Location") => 302,
-        None if has("Content-Type") => 200,
-        None => return Err(bad("neither Status, Location nor Content-Type")),
-    };
-    let mut response = Response::new(status, "", rest.to_vec());
-    response.headers = headers;
-    Ok(response)
 }
 
 /// Answers the one request of this process: the head from the
@@ -389,27 +299,6 @@ mod tests {
             Response::new(200, "text/plain", Vec::new()).with_header("X-A", "b\r\nSet-Cookie: x");
         let out = String::from_utf8(encode_response(&r)).unwrap();
         assert!(out.contains("X-A: bSet-Cookie: x\r\n"), "{out}");
-    }
-
-    #[test]
-    fn program_answers() {
-        let r = parse_response(b"Location: /done\r\n\r\n").unwrap();
-        assert_eq!(r.status, 302);
-        assert_eq!(r.header("Location"), Some("/done"));
-        let r = parse_response(b"Status: 404\nContent-Type: text/plain\n\n").unwrap();
-        assert_eq!(r.status, 404);
-        assert!(r.body.is_empty());
-        for bad in [
-            &b""[..],
-            b"Content-Type: text/plain",
-            b"Status: abc\n\n",
-            b"Status: 99\nContent-Type: a\n\n",
-            b"X-Only: 1\n\n",
-            b"Bad Header: 1\n\n",
-            b"\xff: 1\n\n",
-        ] {
-            assert_eq!(parse_response(bad).unwrap_err().status(), 502, "{bad:?}");
-        }
     }
 
     #[test]

@@ -4,10 +4,10 @@
 use std::io::Read;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
-use crate::multipart::Parser;
+use crate::model::error::{Error, Result};
+use crate::model::multipart::Parser;
+use crate::model::status::{clean_filename, strip_controls};
 use crate::pool::Upload;
-use crate::status::{clean_filename, strip_controls};
 
 /// The most bytes of non-file form fields kept: names and values, and one
 /// byte more per field, so that a flood of empty fields is bounded too.
@@ -20,7 +20,7 @@ pub struct Limits {
     pub max_size: Option<u64>,
     /// The most file parts accepted.
     pub max_files: usize,
-    /// The minimum-progress window (see [`crate::multipart::MIN_PROGRESS`]):
+    /// The minimum-progress window (see [`crate::model::multipart::MIN_PROGRESS`]):
     /// a client that sends less than that in this long is cut off (408).
     pub idle_timeout: Option<Duration>,
 }
@@ -59,7 +59,7 @@ pub fn receive(
     // Count what did arrive, in a failed status too.
     let counted = upload.progress(parser.received());
     drop(parser);
-    crate::store::release_memory();
+    crate::pool::store::release_memory();
     result.and(counted)
 }
 
@@ -127,7 +127,7 @@ fn fields_too_large() -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identifier::{Identifier, Signer};
+    use crate::model::identifier::{Identifier, Signer};
     use crate::pool::Pool;
 
     #[test]

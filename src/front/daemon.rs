@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use tiny_http::{Header, ListenAddr, Server};
 
 use crate::app::{Route, route};
-use crate::forward::Service;
-use crate::http::Request;
+use crate::front::driver::{self, UploadWorkers, Workers};
+use crate::handoff::Service;
 use crate::log;
-use crate::server::{self, UploadWorkers, Workers};
+use crate::model::http::Request;
 
 /// How the daemon listens and how many it serves at once.
 #[derive(Debug, Clone)]
@@ -67,11 +67,11 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
     // Requests do not reach `recv` (the handler answers them); the
     // failure of the listener does.
     let watch = move |failed: &AtomicBool| {
-        while server::running(failed) {
+        while driver::running(failed) {
             match server.recv_timeout(Duration::from_millis(200)) {
                 Ok(Some(request)) => answer(&watched, request),
                 Ok(None) => {}
-                Err(e) => return server::listener_failed(failed, &e),
+                Err(e) => return driver::listener_failed(failed, &e),
             }
         }
     };
@@ -80,7 +80,7 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
     let stop = || unsafe {
         libc::shutdown(control.as_raw_fd(), libc::SHUT_RDWR);
     };
-    server::run(&service, &options.workers, 1, watch, stop)
+    driver::run(&service, &options.workers, 1, watch, stop)
 }
 
 /// Whether the core will take `request` as an upload: only a `POST` can

@@ -28,7 +28,7 @@ use std::thread::{self, JoinHandle};
 
 use ring::digest;
 
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 /// Bytes per block: one direct write, one hashing step.
 pub const BLOCK: usize = 1 << 20;
@@ -220,7 +220,7 @@ impl Pipeline {
         let hasher = thread::Builder::new()
             .name("sha256".into())
             .spawn(move || {
-                crate::priority::lower();
+                crate::pool::priority::lower();
                 let mut context = digest::Context::new(&digest::SHA256);
                 for block in hash_queue {
                     context.update(block.bytes());
@@ -366,8 +366,8 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(back, all);
         assert_eq!(
-            crate::identifier::to_hex(digest.as_ref()),
-            crate::identifier::to_hex(digest::digest(&digest::SHA256, &all).as_ref())
+            crate::model::identifier::to_hex(digest.as_ref()),
+            crate::model::identifier::to_hex(digest::digest(&digest::SHA256, &all).as_ref())
         );
         length
     }

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::forward::Service;
-use crate::signal;
+use crate::front::signal;
+use crate::handoff::Service;
 
 /// How many uploads a front end takes at once, and how it stops.
 #[derive(Debug, Clone)]
@@ -127,7 +127,7 @@ impl<T: Send + 'static> UploadWorkers<T> {
     }
 
     fn work(&self, waiting: &Mutex<Receiver<T>>, answer: &dyn Fn(T)) {
-        crate::priority::lower();
+        crate::pool::priority::lower();
         loop {
             self.idle.fetch_add(1, Ordering::SeqCst);
             let next = match waiting.lock() {
@@ -146,7 +146,7 @@ impl<T: Send + 'static> UploadWorkers<T> {
 type Work = Arc<dyn Fn(&AtomicBool) + Send + Sync>;
 
 /// Starts a thread running `work`. A worker that lowered its priority for
-/// an upload (see [`crate::priority::lower`]) cannot raise it again
+/// an upload (see [`crate::pool::priority::lower`]) cannot raise it again
 /// without privilege: its `work` returns once the upload's connection is
 /// done, and [`run`] starts a fresh worker at normal priority in its place.
 fn start_worker(
@@ -159,7 +159,7 @@ fn start_worker(
         .name("worker".into())
         .spawn(move || {
             work(&failed);
-            if crate::priority::lowered() {
+            if crate::pool::priority::lowered() {
                 retired.fetch_add(1, Ordering::SeqCst);
             }
         })

@@ -126,7 +126,7 @@ fn malformed(why: impl Into<String>) -> ProtocolError {
 /// was pushed last, so memory is bounded by the caller's read size.
 ///
 /// ```
-/// use fileupload::fastcgi::record::{Decoder, Record};
+/// use fileupload::front::fastcgi::record::{Decoder, Record};
 /// let mut d = Decoder::default();
 /// d.push(&[1, 5, 0, 1, 0, 2, 0, 0, b'h']);
 /// assert_eq!(d.next_record(), Ok(None)); // truncated so far
@@ -226,7 +226,7 @@ pub type Pair = (Vec<u8>, Vec<u8>);
 /// byte below 128, else four bytes with the high bit set.
 ///
 /// ```
-/// use fileupload::fastcgi::record::{decode_pairs, encode_pair};
+/// use fileupload::front::fastcgi::record::{decode_pairs, encode_pair};
 /// let mut bytes = Vec::new();
 /// encode_pair(b"REQUEST_METHOD", b"GET", &mut bytes);
 /// encode_pair(b"X", &[b'v'; 300], &mut bytes);

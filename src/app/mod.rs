@@ -1,14 +1,17 @@
 //! The core: one function, [`App::handle`], that routes a [`Request`] and
 //! answers it. Front ends only translate to and from it.
 
+pub mod demo;
+pub mod intercept;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::error::{Error, Result};
-use crate::http::{Request, Response, escape_html, prefers_html, valid_callback};
-use crate::identifier::Identifier;
-use crate::intercept::{self, Limits};
-use crate::multipart;
+use crate::model::error::{Error, Result};
+use crate::model::http::{Request, Response, escape_html, prefers_html, valid_callback};
+use crate::model::identifier::Identifier;
+use crate::model::multipart;
 use crate::pool::Pool;
+use intercept::Limits;
 
 /// The name of the identifier, as a query parameter and as a header.
 pub const PROGRESS_ID: &str = "X-Progress-ID";
@@ -96,7 +99,7 @@ impl App {
         }
     }
 
-    /// Also serves the demo pages (see [`crate::demo`]) at `/` and `/iframe`.
+    /// Also serves the demo pages (see [`crate::app::demo`]) at `/` and `/iframe`.
     pub fn with_demo(mut self, demo: bool) -> App {
         self.demo = demo;
         self
@@ -117,7 +120,7 @@ impl App {
         let route = route(&request.method, &request.path, &request.query);
         if route == Route::NotFound
             && self.demo
-            && let Some(page) = crate::demo::page(&request.method, &request.path)
+            && let Some(page) = crate::app::demo::page(&request.method, &request.path)
         {
             return page;
         }

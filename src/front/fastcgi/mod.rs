@@ -1,6 +1,6 @@
 //! The FastCGI responder: the record layer ([`record`]) over sockets, one
 //! connection per worker thread, each request translated with the CGI
-//! front end's [`crate::cgi::head`] (its `PARAMS` are CGI meta-variables)
+//! front end's [`crate::front::cgi::head`] (its `PARAMS` are CGI meta-variables)
 //! and answered by the same [`Service`] as every other front end.
 //!
 //! A malformed or truncated record closes its connection with a log line;
@@ -21,9 +21,10 @@ use record::{Decoder, ProtocolStatus, Record};
 
 use crate::app::error_response;
 use crate::app::{Route, route};
-use crate::forward::Service;
-use crate::server::{self, Workers};
-use crate::{cgi, log};
+use crate::front::cgi;
+use crate::front::driver::{self, Workers};
+use crate::handoff::Service;
+use crate::log;
 
 /// The file descriptor a web server hands a responder its listening
 /// socket on (`FCGI_LISTENSOCK_FILENO`).
@@ -211,7 +212,7 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
     let count = options.threads.max(1) + options.workers.max_uploads;
     let (idle, max) = (options.workers.idle_timeout, count);
     let work = move |failed: &AtomicBool| {
-        while server::running(failed) {
+        while driver::running(failed) {
             match worker_listener.accept() {
                 Ok(stream) => {
                     if let Err(e) = stream.set_timeouts(idle) {
@@ -224,7 +225,7 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
                     }
                     // This worker served an upload at a lower priority: a
                     // fresh one takes its place (see server::run).
-                    if crate::priority::lowered() {
+                    if crate::pool::priority::lowered() {
                         return;
                     }
                 }
@@ -234,7 +235,7 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
                         e.kind(),
                         io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
                     ) => {}
-                Err(e) => return server::listener_failed(failed, &e),
+                Err(e) => return driver::listener_failed(failed, &e),
             }
         }
     };
@@ -243,7 +244,7 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
     let stop = || unsafe {
         libc::shutdown(listener.fd(), libc::SHUT_RDWR);
     };
-    server::run(&service, &options.workers, count, work, stop)
+    driver::run(&service, &options.workers, count, work, stop)
 }
 
 /// Why a connection ended early: said once in the log.
@@ -324,7 +325,7 @@ impl<S: Read + Write + HalfClose> Connection<S> {
                     // Uploads run at a lower priority than status requests,
                     // which otherwise wait for the CPU behind them.
                     if route(&method, &path, &head.query) == Route::Upload {
-                        crate::priority::lower();
+                        crate::pool::priority::lower();
                     }
                     (method, path, service.handle(head.into_request(&mut body)))
                 }
@@ -641,8 +642,8 @@ impl<S: Read + Write + HalfClose> Read for StdinReader<'_, S> {
 mod tests {
     use super::*;
     use crate::app::App;
-    use crate::identifier::Signer;
-    use crate::intercept::Limits;
+    use crate::app::intercept::Limits;
+    use crate::model::identifier::Signer;
     use crate::pool::Pool;
     use record::{encode_pair, encode_record};
 

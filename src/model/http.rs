@@ -88,12 +88,24 @@ impl Response {
     }
 }
 
-/// The reason phrase of a status code.
+/// The reason phrase of a status code: the core's own, and those only an
+/// application answers with.
 pub fn reason(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
         200 => "OK",
         201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
@@ -101,9 +113,13 @@ pub fn reason(status: u16) -> &'static str {
         410 => "Gone",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         507 => "Insufficient Storage",
         _ => "Unknown",
     }
@@ -113,7 +129,7 @@ pub fn reason(status: u16) -> &'static str {
 /// has an empty value.
 ///
 /// ```
-/// use fileupload::http::parse_query;
+/// use fileupload::model::http::parse_query;
 /// assert_eq!(
 ///     parse_query("X-Progress-ID=a%2Db&status&x=1+2"),
 ///     vec![("X-Progress-ID".into(), "a-b".into()), ("status".into(), "".into()), ("x".into(), "1 2".into())]
@@ -169,7 +185,7 @@ fn hex_value(c: u8) -> Option<u8> {
 /// `fetch` do not).
 ///
 /// ```
-/// use fileupload::http::prefers_html;
+/// use fileupload::model::http::prefers_html;
 /// assert!(prefers_html("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"));
 /// assert!(!prefers_html("*/*"));
 /// assert!(!prefers_html("application/json, text/html;q=0.5"));
@@ -210,7 +226,7 @@ fn quality(accept: &str, kind: &str, sub: &str) -> f32 {
 /// `^[A-Za-z_$][A-Za-z0-9_$.]{0,63}$`.
 ///
 /// ```
-/// use fileupload::http::valid_callback;
+/// use fileupload::model::http::valid_callback;
 /// assert!(valid_callback("jQuery123_456.cb"));
 /// assert!(!valid_callback("alert(1)//"));
 /// assert!(!valid_callback("1abc"));
@@ -228,7 +244,7 @@ pub fn valid_callback(name: &str) -> bool {
 /// Escapes text for an HTML attribute value in double quotes (and for text).
 ///
 /// ```
-/// use fileupload::http::escape_html;
+/// use fileupload::model::http::escape_html;
 /// assert_eq!(escape_html(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
 /// ```
 pub fn escape_html(text: &str) -> String {

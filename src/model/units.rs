@@ -7,7 +7,7 @@ use std::time::Duration;
 /// trailing `B` or `iB` allowed). `0` means no limit and parses to `None`.
 ///
 /// ```
-/// use fileupload::units::parse_size;
+/// use fileupload::model::units::parse_size;
 /// assert_eq!(parse_size("10").unwrap(), Some(10 << 20));
 /// assert_eq!(parse_size("512K").unwrap(), Some(512 << 10));
 /// assert_eq!(parse_size("2G").unwrap(), Some(2 << 30));
@@ -50,7 +50,7 @@ pub fn parse_size(text: &str) -> Result<Option<u64>, String> {
 /// seconds.
 ///
 /// ```
-/// use fileupload::units::parse_duration;
+/// use fileupload::model::units::parse_duration;
 /// use std::time::Duration;
 /// assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
 /// assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));

@@ -1,0 +1,10 @@
+//! The front ends: each translates its protocol to the core's request and
+//! the core's answer back. The HTTP daemon and the FastCGI responder share
+//! one listener and one driver ([`driver`]); CGI answers one request per
+//! process.
+
+pub mod cgi;
+pub mod daemon;
+pub mod driver;
+pub mod fastcgi;
+pub mod signal;

@@ -118,7 +118,7 @@ print(s.recv(4096).split(b"\r\n")[0].decode())
 s.close()
 PY
 )
-check "huge Content-Length" "HTTP/1.1 413 Payload Too Large" "$r"
+check "huge Content-Length" "HTTP/1.1 413 Content Too Large" "$r"
 sleep 0.2
 kill -0 "$DAEMON_PID" 2>/dev/null && ok || fail "daemon died after a huge Content-Length"
 check "still serving" '{"state":"starting"}' "$(curl -s "$URL/upload/status?X-Progress-ID=fresh-3")"

@@ -33,13 +33,13 @@ nginx_port=$(free_port)
 mkdir -p "$WORK/nginx" "$WORK/sock"
 chown "$WEB_USER" "$WORK/sock"
 common=(--directory "$nginx_pool" --max-size "$MAX_SIZE")
-start fcgi-tcp "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$tcp_port" --threads 4 --max-uploads 4
+start fcgi-tcp "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$tcp_port" --max-connections 8 --max-uploads 4
 tcp_pid=$LAST_PID
 start fcgi-unix "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "unix:$WORK/sock/fileupload.sock"
 start fcgi-app "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$app_port" --backend "$BACKEND_URL"
 limited_port=$(free_port)
 start fcgi-limited "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$limited_port" \
-  --threads 1 --max-uploads 1 --idle-timeout 2s
+  --max-uploads 1 --idle-timeout 2s
 wait_log fcgi-tcp "listening on 127.0.0.1:$tcp_port"
 wait_log fcgi-unix "listening on unix:"
 wait_log fcgi-app "listening on"
@@ -90,12 +90,15 @@ suite nginx-fastcgi-unix "http://127.0.0.1:$nginx_port/unix" "$nginx_pool"
 suite nginx-fastcgi-kept "http://127.0.0.1:$nginx_port/kept" "$nginx_pool"
 backend_suite nginx-fastcgi-backend "http://127.0.0.1:$nginx_port/app" "$nginx_pool"
 grep -q 'POST /tcp/upload 201 ' "$WORK/fcgi-tcp.log" && ok || fail "no request log line in the responder's log"
-# A worker that took an upload ran it at nice 10, then gave its place to a
-# fresh one at normal priority (within the main thread's 100 ms round):
-# after the suite's uploads, all 8 workers are back at nice 0.
-sleep 0.3
-check "FastCGI workers at nice 0 after uploads" "0" "$(thread_nices "$tcp_pid" worker)"
-check "FastCGI workers after uploads" 8 "$(ps -L -o comm= -p "$tcp_pid" | grep -c '^worker$')"
+# Uploads ran on the 4 upload workers at nice 10, lent the connection for
+# the time of the upload; the threads of the connections themselves,
+# which answer status, are never lowered.
+check "FastCGI upload workers at nice 10" "10" "$(thread_nices "$tcp_pid" upload-)"
+check "FastCGI upload workers" 4 "$(ps -L -o comm= -p "$tcp_pid" | grep -c '^upload-')"
+case "$(thread_nices "$tcp_pid" connection)" in
+  "" | 0) ok ;;
+  *) fail "a FastCGI connection thread was lowered: $(thread_nices "$tcp_pid" connection)" ;;
+esac
 
 # With its one upload slot taken, the responder refuses another upload
 # with 503 and still answers status at once.

@@ -135,7 +135,9 @@ pub enum IdCommand {
 /// Options of the HTTP daemon.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on: HOST:PORT, or unix:PATH.
+    /// Address to listen on: HOST:PORT, unix:PATH, or fd:N for a listening
+    /// socket inherited as file descriptor N (systemd socket activation:
+    /// fd:0 with StandardInput=socket, fd:3 with LISTEN_FDS).
     #[arg(
         long,
         env = "FILEUPLOAD_LISTEN",
@@ -146,15 +148,6 @@ pub struct ServeArgs {
     /// Options shared with the FastCGI responder.
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Connections open at once; at the limit the oldest idle connection is
-    /// closed to make room (503 only when every one is busy).
-    #[arg(
-        long,
-        env = "FILEUPLOAD_MAX_CONNECTIONS",
-        default_value_t = 256,
-        value_name = "N"
-    )]
-    pub max_connections: usize,
     /// Do not serve the demo pages at / and /iframe (in the variable:
     /// 1, true, yes or on).
     #[arg(long, env = "FILEUPLOAD_NO_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
@@ -172,6 +165,16 @@ pub struct ServerArgs {
         value_name = "N"
     )]
     pub max_uploads: usize,
+    /// Connections open at once; at the limit the oldest idle connection is
+    /// closed to make room (503, or for FastCGI a close, only when every one
+    /// is busy).
+    #[arg(
+        long,
+        env = "FILEUPLOAD_MAX_CONNECTIONS",
+        default_value_t = 256,
+        value_name = "N"
+    )]
+    pub max_connections: usize,
     /// Cut off a client that sends nothing (or less than 1 KiB) for this long.
     #[arg(
         long,
@@ -222,20 +225,15 @@ pub struct CgiArgs {
 /// Options of the FastCGI responder.
 #[derive(Debug, Args)]
 pub struct FastcgiArgs {
-    /// Address to listen on: HOST:PORT, or unix:PATH; without it, the
+    /// Address to listen on: HOST:PORT, unix:PATH or fd:N; without it, the
     /// listening socket inherited as file descriptor 0.
     #[arg(long, env = "FILEUPLOAD_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Worker threads for status and other short requests, beside one per
-    /// upload slot (the daemon needs none: it answers them on the thread of
-    /// their connection).
-    #[arg(
-        long,
-        env = "FILEUPLOAD_THREADS",
-        default_value_t = 8,
-        value_name = "N"
-    )]
-    pub threads: usize,
+    /// Ignored: kept so that command lines and unit files written for
+    /// earlier versions still start. Connections now get a thread each,
+    /// up to --max-connections.
+    #[arg(long, env = "FILEUPLOAD_THREADS", hide = true, value_name = "N")]
+    pub threads: Option<usize>,
     /// Options shared with the daemon.
     #[command(flatten)]
     pub server: ServerArgs,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use crate::cli::{CgiArgs, Cli, Command, FastcgiArgs, IdCommand, ServeArgs, ServerArgs};
 use crate::config::Config;
 use crate::front::driver::Workers;
-use crate::front::{cgi, daemon, fastcgi};
+use crate::front::{cgi, fastcgi, http};
 use crate::handoff::{Application, Backend, Service};
 use crate::model::units::parse_duration;
 
@@ -79,19 +79,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
 }
 
 fn serve(mut config: Config, args: &ServeArgs) -> Result<ExitCode, String> {
-    let options = daemon::Options {
-        listen: args.listen.clone(),
-        max_connections: args.max_connections,
-        workers: workers(&mut config, &args.server)?,
-    };
+    let workers = workers(&mut config, &args.server)?;
     let application = backend(&args.server.backend)?;
-    let service = service(
-        config,
-        options.workers.max_uploads,
-        application,
-        !args.no_demo,
-    );
-    daemon::serve(service, &options)?;
+    let service = service(config, workers.max_uploads, application, !args.no_demo);
+    http::serve(service, &args.listen, &workers)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -111,14 +102,10 @@ fn run_cgi(config: Config, args: CgiArgs) -> Result<ExitCode, String> {
 }
 
 fn run_fastcgi(mut config: Config, args: &FastcgiArgs) -> Result<ExitCode, String> {
-    let options = fastcgi::Options {
-        listen: args.listen.clone(),
-        threads: args.threads,
-        workers: workers(&mut config, &args.server)?,
-    };
+    let workers = workers(&mut config, &args.server)?;
     let application = backend(&args.server.backend)?;
-    let service = service(config, options.workers.max_uploads, application, false);
-    fastcgi::serve(service, &options)?;
+    let service = service(config, workers.max_uploads, application, false);
+    fastcgi::serve(service, args.listen.as_deref(), &workers)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -133,6 +120,7 @@ fn workers(config: &mut Config, args: &ServerArgs) -> Result<Workers, String> {
     config.limits.idle_timeout = Some(idle_timeout);
     Ok(Workers {
         max_uploads: args.max_uploads,
+        max_connections: args.max_connections,
         idle_timeout,
         grace: parse_duration(&args.grace).map_err(|e| format!("--grace: {e}"))?,
     })

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use fileupload::cli::{Cli, Command};
-use fileupload::front::{cgi, fastcgi};
+use fileupload::front::{cgi, listen};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(arguments());
@@ -32,7 +32,7 @@ fn arguments() -> Vec<OsString> {
     let implied = if std::env::var_os("GATEWAY_INTERFACE").is_some() {
         let query = std::env::var("QUERY_STRING").ok();
         cgi::is_script_invocation(given, query.as_deref()).then_some("cgi")
-    } else if given.is_empty() && fastcgi::inherited_listener() {
+    } else if given.is_empty() && listen::inherited_listener() {
         Some("fastcgi")
     } else {
         None

@@ -113,15 +113,16 @@ fn exactly_one_of_two_simultaneous_writers_wins() {
     let dir = temp_dir("race");
     let pool = Arc::new(Pool::open(&dir, Signer::new(None)).unwrap());
     for round in 0..50 {
-        let barrier = Arc::new(Barrier::new(2));
+        let (start, begun) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
         let writers: Vec<_> = (0..2)
             .map(|_| {
-                let (pool, barrier) = (pool.clone(), barrier.clone());
+                let (pool, start, begun) = (pool.clone(), start.clone(), begun.clone());
                 thread::spawn(move || {
-                    barrier.wait();
+                    start.wait();
                     let upload = pool.begin_upload(&id("same"), Some(1));
-                    // Hold the bucket a while, as a real upload would.
-                    thread::sleep(Duration::from_millis(150));
+                    // Neither finishes before both have begun: the two
+                    // overlap for sure, however late a thread is scheduled.
+                    begun.wait();
                     upload.map(|u| u.finish().map(|_| ()))
                 })
             })

@@ -4,7 +4,8 @@
 //! process.
 
 pub mod cgi;
-pub mod daemon;
 pub mod driver;
 pub mod fastcgi;
+pub mod http;
+pub mod listen;
 pub mod signal;

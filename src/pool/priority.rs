@@ -8,24 +8,17 @@
 //! normally does, this orders its own threads and takes nothing from it
 //! against other processes. A thread cannot raise its priority again
 //! without privilege, so the front ends keep lowered threads apart: the
-//! daemon's upload workers (`server::UploadWorkers`), and FastCGI workers
-//! replaced once their upload is done (`server::run`).
-
-use std::cell::Cell;
+//! upload workers of the driver (`front::driver::UploadWorkers`), lent a
+//! connection for the time of an upload.
 
 /// The nice value of a lowered thread. Tried against 19 and against the
 /// idle scheduling policy: see `docs/performance.md`.
 const LOW_NICE: i32 = 10;
 
-thread_local! {
-    static LOWERED: Cell<bool> = const { Cell::new(false) };
-}
-
 /// Lowers the calling thread to nice [`LOW_NICE`]; a thread already that
 /// low stays as it is, so helpers started by a lowered thread (which
 /// inherit its nice value) do not sink further.
 pub(crate) fn lower() {
-    LOWERED.set(true);
     // SAFETY: getpriority(2) and nice(2) take no pointer; on Linux both
     // apply to the calling thread only. An error reads as nice -1 and asks
     // for a little more, which the kernel caps; a refusal leaves the
@@ -37,9 +30,4 @@ pub(crate) fn lower() {
             libc::nice(LOW_NICE - now);
         }
     }
-}
-
-/// Whether this thread went through [`lower`].
-pub(crate) fn lowered() -> bool {
-    LOWERED.get()
 }

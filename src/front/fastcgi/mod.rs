@@ -8,247 +8,161 @@
 
 pub mod record;
 
+use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use record::{Decoder, ProtocolStatus, Record};
+use socket2::Socket;
 
+use super::driver::{self, Driver, Front, Tracker, UploadWorkers, Workers};
+use super::http::Shut;
+use super::listen::{LISTENSOCK_FILENO, Listener};
 use crate::app::error_response;
 use crate::app::{Route, route};
 use crate::front::cgi;
-use crate::front::driver::{self, Workers};
 use crate::handoff::Service;
 use crate::log;
 
-/// The file descriptor a web server hands a responder its listening
-/// socket on (`FCGI_LISTENSOCK_FILENO`).
-const LISTENSOCK_FILENO: RawFd = 0;
 /// Bytes read from a connection at a time.
 const READ_SIZE: usize = 64 * 1024;
 /// The most bytes of `PARAMS` one request may send.
 const MAX_PARAMS: usize = 1024 * 1024;
 
-/// How the responder listens and how many it serves at once.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// `HOST:PORT` or `unix:PATH`; `None`: the socket inherited on fd 0.
-    pub listen: Option<String>,
-    /// Workers kept for status, clear and other short requests, beside one
-    /// per upload slot.
-    pub threads: usize,
-    /// Uploads at once, timeouts, grace.
-    pub workers: Workers,
-}
-
-enum Listener {
-    Tcp(TcpListener),
-    Unix(UnixListener),
-}
-
-enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Listener {
-    fn accept(&self) -> io::Result<Stream> {
-        match self {
-            Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
-            Listener::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
-        }
-    }
-
-    fn fd(&self) -> RawFd {
-        match self {
-            Listener::Tcp(l) => l.as_raw_fd(),
-            Listener::Unix(l) => l.as_raw_fd(),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Listener::Tcp(l) => l
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_else(|_| "?".into()),
-            Listener::Unix(l) => match l.local_addr() {
-                Ok(a) => match a.as_pathname() {
-                    Some(p) => format!("unix:{}", p.display()),
-                    None => "unix:(unnamed)".into(),
-                },
-                Err(_) => "unix:?".into(),
-            },
-        }
-    }
-}
-
-impl Stream {
-    fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => {
-                s.set_read_timeout(Some(timeout))?;
-                s.set_write_timeout(Some(timeout))
-            }
-            Stream::Unix(s) => {
-                s.set_read_timeout(Some(timeout))?;
-                s.set_write_timeout(Some(timeout))
-            }
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.flush(),
-            Stream::Unix(s) => s.flush(),
-        }
-    }
-}
-
-/// Whether file descriptor 0 is a listening socket, as a web server that
-/// spawns a responder (`spawn-fcgi`, lighttpd, `mod_fcgid`) leaves it.
-pub fn inherited_listener() -> bool {
-    is_listening(LISTENSOCK_FILENO)
-}
-
-fn is_listening(fd: RawFd) -> bool {
-    let mut listening: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `listening`; on a
-    // descriptor that is not a socket it fails and writes nothing.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ACCEPTCONN,
-            (&mut listening as *mut libc::c_int).cast(),
-            &mut len,
-        )
+/// Serves FastCGI until SIGINT or SIGTERM on `listen` (`HOST:PORT`,
+/// `unix:PATH`, `fd:N`), or on the socket inherited as file descriptor 0.
+pub fn serve(service: Service, listen: Option<&str>, workers: &Workers) -> Result<(), String> {
+    let listener = match listen {
+        Some(listen) => Listener::bind(listen)?,
+        None => Listener::bind(&format!("fd:{LISTENSOCK_FILENO}")).map_err(|_| {
+            "no --listen, and file descriptor 0 is not a listening socket (as spawn-fcgi or a web server would leave it)"
+                .to_string()
+        })?,
     };
-    rc == 0 && listening != 0
-}
-
-fn socket_family(fd: RawFd) -> Option<libc::c_int> {
-    // SAFETY: sockaddr_storage is plain data, large enough for any address.
-    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: getsockname writes at most `len` bytes into `addr`.
-    let rc = unsafe {
-        libc::getsockname(
-            fd,
-            (&mut addr as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0).then_some(libc::c_int::from(addr.ss_family))
-}
-
-fn bind(listen: Option<&str>) -> Result<Listener, String> {
-    let Some(listen) = listen else {
-        if !is_listening(LISTENSOCK_FILENO) {
-            return Err(
-                "no --listen, and file descriptor 0 is not a listening socket (as spawn-fcgi or a web server would leave it)"
-                    .into(),
-            );
-        }
-        // SAFETY: fd 0 is a listening socket (checked above) that nothing
-        // else in this process uses; we take it over for good.
-        let fd = unsafe { OwnedFd::from_raw_fd(LISTENSOCK_FILENO) };
-        return Ok(match socket_family(fd.as_raw_fd()) {
-            Some(libc::AF_UNIX) => Listener::Unix(UnixListener::from(fd)),
-            _ => Listener::Tcp(TcpListener::from(fd)),
-        });
-    };
-    let fail = |e: &dyn std::fmt::Display| format!("cannot listen on {listen}: {e}");
-    if let Some(path) = listen.strip_prefix("unix:") {
-        // A socket file left by an earlier run would make bind fail.
-        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
-            std::fs::remove_file(path).map_err(|e| fail(&e))?;
-        }
-        return UnixListener::bind(path)
-            .map(Listener::Unix)
-            .map_err(|e| fail(&e));
-    }
-    TcpListener::bind(listen)
-        .map(Listener::Tcp)
-        .map_err(|e| fail(&e))
-}
-
-/// Serves until SIGINT or SIGTERM (see [`server::run`]), one connection
-/// per worker at a time. Each upload holds a worker for its duration, so
-/// there are `threads + max_uploads` workers: with every upload slot
-/// taken, `threads` workers still answer status at once.
-pub fn serve(service: Service, options: &Options) -> Result<(), String> {
-    let listener = Arc::new(bind(options.listen.as_deref())?);
     eprintln!(
         "fileupload: FastCGI responder listening on {}",
-        listener.describe()
+        listener.name()
     );
-    let service = Arc::new(service);
-    let (worker_listener, worker_service) = (listener.clone(), service.clone());
-    let count = options.threads.max(1) + options.workers.max_uploads;
-    let (idle, max) = (options.workers.idle_timeout, count);
-    let work = move |failed: &AtomicBool| {
-        while driver::running(failed) {
-            match worker_listener.accept() {
-                Ok(stream) => {
-                    if let Err(e) = stream.set_timeouts(idle) {
-                        eprintln!("fileupload: FastCGI connection dropped: {e}");
-                        continue;
-                    }
-                    let mut conn = Connection::new(stream, max);
-                    if let Err(why) = conn.serve(&worker_service) {
-                        eprintln!("fileupload: FastCGI connection closed: {why}");
-                    }
-                    // This worker served an upload at a lower priority: a
-                    // fresh one takes its place (see server::run).
-                    if crate::pool::priority::lowered() {
-                        return;
-                    }
-                }
-                // A connection that was reset before we took it, or a signal.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => return driver::listener_failed(failed, &e),
-            }
+    let max = workers.max_connections;
+    driver::run(listener, service, workers, FastCgi { max })
+}
+
+/// The FastCGI protocol, for the driver.
+struct FastCgi {
+    /// `FCGI_MAX_CONNS` and `FCGI_MAX_REQS`.
+    max: usize,
+}
+
+impl Front for FastCgi {
+    fn serve(&self, driver: &Driver, socket: Socket, tracker: &Tracker) {
+        let conn = Connection::new(socket, self.max);
+        if let Err(why) = serve_connection(conn, &driver.service, &driver.uploads, Some(tracker)) {
+            eprintln!("fileupload: FastCGI connection closed: {why}");
         }
-    };
-    // Stop accepting; this also wakes the workers blocked in accept.
-    // SAFETY: shutdown(2) on a socket we own; it only changes its state.
-    let stop = || unsafe {
-        libc::shutdown(listener.fd(), libc::SHUT_RDWR);
-    };
-    driver::run(&service, &options.workers, count, work, stop)
+    }
+
+    /// A web server reads a closed connection as an unavailable backend.
+    fn refusal(&self) -> &'static [u8] {
+        b""
+    }
 }
 
 /// Why a connection ended early: said once in the log.
-type Broken = String;
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Broken {
+    /// The web server hung up inside a request's PARAMS.
+    ClosedMidRequest,
+    /// The web server hung up inside a request's body.
+    ClosedMidBody,
+    /// The connection ended inside a record.
+    Truncated,
+    /// A record that breaks the protocol.
+    Malformed(String),
+    /// PARAMS that do not decode.
+    MalformedParams(String),
+    /// PARAMS over [`MAX_PARAMS`].
+    ParamsTooLarge,
+    /// `BEGIN_REQUEST` twice for the request in progress.
+    BeganTwice(u16),
+    /// Nothing arrived within the idle timeout.
+    IdleTimeout,
+    /// Reading failed.
+    Read(String),
+    /// Writing failed.
+    Write(String),
+    /// The upload worker holding the connection was lost.
+    Lost,
+}
+
+impl fmt::Display for Broken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Broken::ClosedMidRequest => {
+                f.write_str("the web server closed the connection mid-request")
+            }
+            Broken::ClosedMidBody => f.write_str("the web server closed the connection mid-body"),
+            Broken::Truncated => f.write_str("truncated record: the connection ended inside it"),
+            Broken::Malformed(e) => write!(f, "malformed record: {e}"),
+            Broken::MalformedParams(e) => write!(f, "malformed PARAMS: {e}"),
+            Broken::ParamsTooLarge => write!(f, "PARAMS larger than {MAX_PARAMS} bytes"),
+            Broken::BeganTwice(id) => write!(f, "request {id} began twice"),
+            Broken::IdleTimeout => f.write_str("idle timeout: the web server sent nothing"),
+            Broken::Read(e) => write!(f, "cannot read from the web server: {e}"),
+            Broken::Write(e) => write!(f, "cannot write to the web server: {e}"),
+            Broken::Lost => f.write_str("the upload worker was lost"),
+        }
+    }
+}
+
+/// Serves requests until the web server is done with the connection.
+/// Uploads are answered on an upload worker, lent the connection for the
+/// time of the request.
+fn serve_connection<S>(
+    mut conn: Connection<S>,
+    service: &Arc<Service>,
+    uploads: &UploadWorkers,
+    tracker: Option<&Tracker>,
+) -> Result<(), Broken>
+where
+    S: Read + Write + Shut + Send + 'static,
+{
+    loop {
+        if let Some(t) = tracker {
+            t.waiting();
+        }
+        let Some((id, keep_conn)) = conn.begin()? else {
+            return Ok(());
+        };
+        if let Some(t) = tracker {
+            t.busy();
+        }
+        let Some(params) = conn.params(id)? else {
+            // Aborted before it began: answered already.
+            if keep_conn {
+                continue;
+            }
+            return Ok(());
+        };
+        let head = cgi::head(params);
+        let upload = head
+            .as_ref()
+            .is_ok_and(|h| route(&h.method, &h.path, &h.query) == Route::Upload);
+        let next = if upload {
+            let service = service.clone();
+            let (back, next) = uploads
+                .run(conn, move |c| c.answer(&service, id, keep_conn, head))
+                .ok_or(Broken::Lost)?;
+            conn = back;
+            next?
+        } else {
+            conn.answer(service, id, keep_conn, head)?
+        };
+        if !next {
+            return Ok(());
+        }
+    }
+}
 
 /// One connection to the web server, one request at a time on it
 /// (`FCGI_MPXS_CONNS` is 0).
@@ -272,22 +186,7 @@ enum Body {
     Broken(Broken),
 }
 
-/// A connection whose sending side can be closed on its own.
-trait HalfClose {
-    /// Shuts down the sending side; errors are moot, the connection ends.
-    fn close_write(&mut self);
-}
-
-impl HalfClose for Stream {
-    fn close_write(&mut self) {
-        let _ = match self {
-            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
-            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
-        };
-    }
-}
-
-impl<S: Read + Write + HalfClose> Connection<S> {
+impl<S: Read + Write + Shut> Connection<S> {
     fn new(stream: S, max: usize) -> Self {
         Connection {
             stream,
@@ -298,78 +197,66 @@ impl<S: Read + Write + HalfClose> Connection<S> {
         }
     }
 
-    /// Serves requests until the web server is done with the connection.
-    fn serve(&mut self, service: &Service) -> Result<(), Broken> {
-        loop {
-            let Some((id, keep_conn)) = self.begin()? else {
-                return Ok(());
-            };
-            let Some(params) = self.params(id)? else {
-                // Aborted before it began: answered already.
-                if keep_conn {
-                    continue;
-                }
-                return Ok(());
-            };
-            let started = Instant::now();
-            let mut body = StdinReader {
-                conn: self,
-                id,
-                pending: Vec::new(),
-                pos: 0,
-                state: Body::Open,
-            };
-            let (method, path, response) = match cgi::head(params) {
-                Ok(head) => {
-                    let (method, path) = (head.method.clone(), head.path.clone());
-                    // Uploads run at a lower priority than status requests,
-                    // which otherwise wait for the CPU behind them.
-                    if route(&method, &path, &head.query) == Route::Upload {
-                        crate::pool::priority::lower();
-                    }
-                    (method, path, service.handle(head.into_request(&mut body)))
-                }
-                Err(e) => ("-".into(), "-".into(), error_response(&e, None)),
-            };
-            log::request(&method, &path, &response, started.elapsed());
-            let state = body.state;
-            let mut out = Vec::new();
-            match &state {
-                Body::Broken(why) => return Err(why.clone()),
-                // The web server has given up: it wants no answer.
-                Body::Aborted => {}
-                Body::Open | Body::Ended => {
-                    record::stream(
-                        record::STDOUT,
-                        id,
-                        &cgi::encode_response(&response),
-                        &mut out,
-                    );
-                    record::end_stream(record::STDOUT, id, &mut out);
-                }
+    /// Answers one request whose PARAMS are read; whether the connection
+    /// goes on.
+    fn answer(
+        &mut self,
+        service: &Service,
+        id: u16,
+        keep_conn: bool,
+        head: crate::Result<cgi::Head>,
+    ) -> Result<bool, Broken> {
+        let started = Instant::now();
+        let mut body = StdinReader {
+            conn: self,
+            id,
+            pending: Vec::new(),
+            pos: 0,
+            state: Body::Open,
+        };
+        let (method, path, response) = match head {
+            Ok(head) => {
+                let (method, path) = (head.method.clone(), head.path.clone());
+                (method, path, service.handle(head.into_request(&mut body)))
             }
-            record::end_request(id, 0, ProtocolStatus::RequestComplete, &mut out);
-            self.write(&out)?;
-            // A web server still sending the body must be able to finish
-            // (nginx turns an early answer, a 413 judged on CONTENT_LENGTH,
-            // into a 502 otherwise), and body records left over would be
-            // taken for the next request's: read them off.
-            if !keep_conn {
-                // Half-close: the server sees the end of our answer and
-                // hangs up, while what it still sends is read, not met
-                // with a reset that could cost it the answer.
-                if state == Body::Open {
-                    self.stream.close_write();
-                    self.drain(id);
-                }
-                return Ok(());
-            }
-            // A kept connection goes on once the body is read off; the
-            // server may hang up first instead, as nginx does.
-            if state == Body::Open && !self.drain(id) {
-                return Ok(());
+            Err(e) => ("-".into(), "-".into(), error_response(&e, None)),
+        };
+        log::request(&method, &path, &response, started.elapsed());
+        let state = body.state;
+        let mut out = Vec::new();
+        match &state {
+            Body::Broken(why) => return Err(why.clone()),
+            // The web server has given up: it wants no answer.
+            Body::Aborted => {}
+            Body::Open | Body::Ended => {
+                record::stream(
+                    record::STDOUT,
+                    id,
+                    &cgi::encode_response(&response),
+                    &mut out,
+                );
+                record::end_stream(record::STDOUT, id, &mut out);
             }
         }
+        record::end_request(id, 0, ProtocolStatus::RequestComplete, &mut out);
+        self.write(&out)?;
+        // A web server still sending the body must be able to finish
+        // (nginx turns an early answer, a 413 judged on CONTENT_LENGTH,
+        // into a 502 otherwise), and body records left over would be
+        // taken for the next request's: read them off.
+        if !keep_conn {
+            // Half-close: the server sees the end of our answer and
+            // hangs up, while what it still sends is read, not met
+            // with a reset that could cost it the answer.
+            if state == Body::Open {
+                self.stream.shut_write();
+                self.drain(id);
+            }
+            return Ok(false);
+        }
+        // A kept connection goes on once the body is read off; the
+        // server may hang up first instead, as nginx does.
+        Ok(state != Body::Open || self.drain(id))
     }
 
     /// Waits for `BEGIN_REQUEST`; `None` when the connection ends.
@@ -403,13 +290,13 @@ impl<S: Read + Write + HalfClose> Connection<S> {
         let mut bytes = Vec::new();
         loop {
             match self.next()? {
-                None => return Err("the web server closed the connection mid-request".into()),
+                None => return Err(Broken::ClosedMidRequest),
                 Some(Record::Params { id: i, data }) if i == id => {
                     if data.is_empty() {
                         break;
                     }
                     if bytes.len() + data.len() > MAX_PARAMS {
-                        return Err(format!("PARAMS larger than {MAX_PARAMS} bytes"));
+                        return Err(Broken::ParamsTooLarge);
                     }
                     bytes.extend_from_slice(&data);
                 }
@@ -422,7 +309,8 @@ impl<S: Read + Write + HalfClose> Connection<S> {
                 Some(other) => self.refuse_other(id, other)?,
             }
         }
-        let pairs = record::decode_pairs(&bytes).map_err(|e| format!("malformed PARAMS: {e}"))?;
+        let pairs =
+            record::decode_pairs(&bytes).map_err(|e| Broken::MalformedParams(e.to_string()))?;
         Ok(Some(
             pairs
                 .into_iter()
@@ -442,7 +330,7 @@ impl<S: Read + Write + HalfClose> Connection<S> {
     fn refuse_other(&mut self, current: u16, record: Record) -> Result<(), Broken> {
         if let Record::BeginRequest { id, .. } = record {
             if id == current {
-                return Err(format!("request {id} began twice"));
+                return Err(Broken::BeganTwice(id));
             }
             let mut out = Vec::new();
             record::end_request(id, 0, ProtocolStatus::CantMpxConn, &mut out);
@@ -483,7 +371,7 @@ impl<S: Read + Write + HalfClose> Connection<S> {
                 None => self.decoder.next_record(),
             };
             match decoded {
-                Err(e) => return Err(format!("malformed record: {e}")),
+                Err(e) => return Err(Broken::Malformed(e.to_string())),
                 Ok(Some(Record::GetValues { names })) => self.get_values(&names)?,
                 Ok(Some(Record::UnknownManagement { kind })) => {
                     let mut out = Vec::new();
@@ -503,7 +391,7 @@ impl<S: Read + Write + HalfClose> Connection<S> {
                         return if self.decoder.is_empty() {
                             Ok(None)
                         } else {
-                            Err("truncated record: the connection ended inside it".into())
+                            Err(Broken::Truncated)
                         };
                     }
                     self.decoder.push(&self.buf[..n]);
@@ -532,16 +420,14 @@ impl<S: Read + Write + HalfClose> Connection<S> {
         self.stream
             .write_all(bytes)
             .and_then(|()| self.stream.flush())
-            .map_err(|e| format!("cannot write to the web server: {e}"))
+            .map_err(|e| Broken::Write(e.to_string()))
     }
 }
 
 fn read_failure(e: &io::Error) -> Broken {
     match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-            "idle timeout: the web server sent nothing".into()
-        }
-        _ => format!("cannot read from the web server: {e}"),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Broken::IdleTimeout,
+        _ => Broken::Read(e.to_string()),
     }
 }
 
@@ -555,7 +441,7 @@ struct StdinReader<'c, S> {
     state: Body,
 }
 
-impl<S: Read + Write + HalfClose> Connection<S> {
+impl<S: Read + Write + Shut> Connection<S> {
     /// The data of the request's next `STDIN` record when it is already
     /// here, decoded from what was read: never waits for the socket. Any
     /// other record is held for [`Connection::next`]; a malformed one is
@@ -575,7 +461,7 @@ impl<S: Read + Write + HalfClose> Connection<S> {
     }
 }
 
-impl<S: Read + Write + HalfClose> Read for StdinReader<'_, S> {
+impl<S: Read + Write + Shut> Read for StdinReader<'_, S> {
     /// Fills `buf` with as many of the `STDIN` records already received as
     /// fit: web servers send the body in records of 32 KiB or less (nginx),
     /// and the parser works best on the larger blocks the daemon reads.
@@ -608,7 +494,10 @@ impl<S: Read + Write + HalfClose> Read for StdinReader<'_, S> {
                     ));
                 }
                 Body::Broken(why) => {
-                    return Err(io::Error::new(io::ErrorKind::ConnectionReset, why.clone()));
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionReset,
+                        why.to_string(),
+                    ));
                 }
             }
             self.state = match self.conn.next() {
@@ -626,11 +515,14 @@ impl<S: Read + Write + HalfClose> Read for StdinReader<'_, S> {
                     Ok(()) => Body::Open,
                     Err(why) => Body::Broken(why),
                 },
-                Ok(None) => Body::Broken("the web server closed the connection mid-body".into()),
-                Err(why) if why.starts_with("idle timeout") => {
+                Ok(None) => Body::Broken(Broken::ClosedMidBody),
+                Err(Broken::IdleTimeout) => {
                     // Reported as a timeout, so the upload says 408.
-                    self.state = Body::Broken(why.clone());
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, why));
+                    self.state = Body::Broken(Broken::IdleTimeout);
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        Broken::IdleTimeout.to_string(),
+                    ));
                 }
                 Err(why) => Body::Broken(why),
             };
@@ -650,7 +542,8 @@ mod tests {
     /// A scripted web server: reads come from `input`, writes collect.
     struct Script {
         input: io::Cursor<Vec<u8>>,
-        output: Vec<u8>,
+        /// Shared, so it can be read after the connection is gone.
+        output: Arc<std::sync::Mutex<Vec<u8>>>,
         /// The most bytes one read gives.
         chunk: usize,
     }
@@ -662,13 +555,13 @@ mod tests {
         }
     }
 
-    impl HalfClose for Script {
-        fn close_write(&mut self) {}
+    impl Shut for Script {
+        fn shut_write(&mut self) {}
     }
 
     impl Write for Script {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.output.extend_from_slice(buf);
+            self.output.lock().unwrap().extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> io::Result<()> {
@@ -709,16 +602,18 @@ mod tests {
     /// Runs a connection over `input`; the records written back, and how
     /// the connection ended.
     fn run(dir: &std::path::Path, input: Vec<u8>) -> (Vec<Written>, Result<(), Broken>) {
+        let output: Arc<std::sync::Mutex<Vec<u8>>> = Arc::default();
         let script = Script {
             input: io::Cursor::new(input),
-            output: Vec::new(),
+            output: output.clone(),
             // Small reads, so records arrive split.
             chunk: 7,
         };
-        let mut conn = Connection::new(script, 10);
-        let result = conn.serve(&service(dir));
+        let conn = Connection::new(script, 10);
+        let service = Arc::new(service(dir));
+        let result = serve_connection(conn, &service, &UploadWorkers::none(), None);
         let mut records = Vec::new();
-        let out = &conn.stream.output;
+        let out = output.lock().unwrap();
         let mut at = 0;
         while at + 8 <= out.len() {
             let len = usize::from(u16::from_be_bytes([out[at + 4], out[at + 5]]));
@@ -758,7 +653,7 @@ mod tests {
         encode_record(record::STDIN, 1, &[], &mut input);
         let script = Script {
             input: io::Cursor::new(input),
-            output: Vec::new(),
+            output: Arc::default(),
             chunk: 4096,
         };
         let mut conn = Connection::new(script, 10);
@@ -780,7 +675,7 @@ mod tests {
         assert_eq!(read(64), "fghi");
         assert_eq!(read(64), "jk");
         assert_eq!(read(64), "");
-        let written = &conn.stream.output;
+        let written = conn.stream.output.lock().unwrap();
         assert_eq!(written.get(1), Some(&record::GET_VALUES_RESULT));
     }
 
@@ -968,14 +863,14 @@ mod tests {
         let mut garbage = ok[..16].to_vec();
         garbage.extend_from_slice(&[9; 20]);
         let (_, result) = run(&dir, garbage);
-        assert!(result.unwrap_err().contains("version"));
+        assert!(result.unwrap_err().to_string().contains("version"));
         // Broken pairs in PARAMS.
         let mut bad = Vec::new();
         begin(1, record::RESPONDER, false, &mut bad);
         encode_record(record::PARAMS, 1, &[0x80, 1], &mut bad);
         encode_record(record::PARAMS, 1, &[], &mut bad);
         let (_, result) = run(&dir, bad);
-        assert!(result.unwrap_err().contains("PARAMS"));
+        assert!(result.unwrap_err().to_string().contains("PARAMS"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,0 +1,715 @@
+//! The daemon's HTTP/1.1 framing rules (RFC 9112, RFC 9110), each row
+//! over a real `TcpStream` against the built binary: what a request that
+//! is malformed or ambiguously framed is answered, that the connection is
+//! closed after it, and that what is well framed is read as framed.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::{Daemon, closed, header, multipart, read_answer, read_to_close};
+
+const STATUS: &str = "/upload/status?X-Progress-ID=a";
+
+/// The status line of the first answer in `reply`.
+fn status_line(reply: &str) -> &str {
+    reply.lines().next().unwrap_or("")
+}
+
+/// How many answers `reply` holds.
+fn answers(reply: &str) -> usize {
+    reply.lines().filter(|l| l.starts_with("HTTP/1.1 ")).count()
+}
+
+/// Requests that must be answered with `status` and the connection
+/// closed, with nothing after them read as a request: a smuggled second
+/// request (`GET /x`) rides behind each.
+#[test]
+fn refused_and_closed() {
+    let d = Daemon::start("refused", &[]);
+    let smuggled = "GET /upload/status?X-Progress-ID=smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+    let cl = |v: &str| {
+        format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\nContent-Length: {v}\r\n\r\nhello{smuggled}")
+    };
+    let te = |v: &str, version: &str| {
+        format!(
+            "POST /upload HTTP/{version}\r\nHost: a\r\nTransfer-Encoding: {v}\r\n\r\n5\r\nhello\r\n0\r\n\r\n{smuggled}"
+        )
+    };
+    let rows: Vec<(&str, String, u16)> = vec![
+        ("Content-Length 1x", cl("1x"), 400),
+        ("Content-Length +5", cl("+5"), 400),
+        ("Content-Length -1", cl("-1"), 400),
+        ("Content-Length 0x10", cl("0x10"), 400),
+        (
+            "Content-Length of 23 digits",
+            cl("12345678901234567890123"),
+            400,
+        ),
+        ("Content-Length 5, 6", cl("5, 6"), 400),
+        ("Content-Length empty", cl(""), 400),
+        (
+            "two differing Content-Length fields",
+            format!(
+                "GET {STATUS} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!{smuggled}"
+            ),
+            400,
+        ),
+        ("Transfer-Encoding gzip", te("gzip", "1.1"), 400),
+        (
+            "Transfer-Encoding chunked, identity",
+            te("chunked, identity", "1.1"),
+            400,
+        ),
+        (
+            "Transfer-Encoding chunked, chunked",
+            te("chunked, chunked", "1.1"),
+            400,
+        ),
+        (
+            "Transfer-Encoding gzip, chunked",
+            te("gzip, chunked", "1.1"),
+            501,
+        ),
+        ("Transfer-Encoding in HTTP/1.0", te("chunked", "1.0"), 400),
+        (
+            "Transfer-Encoding with Content-Length",
+            format!(
+                "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n5\r\nhello\r\n0\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            "NUL in a field value",
+            format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\nX-A: a\0b\r\n\r\n{smuggled}"),
+            400,
+        ),
+        (
+            "CR in a field value",
+            format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\nX-A: a\rb\r\n\r\n{smuggled}"),
+            400,
+        ),
+        (
+            "obs-fold",
+            format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\nX-A: a\r\n b\r\n\r\n{smuggled}"),
+            400,
+        ),
+        (
+            "no Host in HTTP/1.1",
+            format!("GET {STATUS} HTTP/1.1\r\n\r\n{smuggled}"),
+            400,
+        ),
+        (
+            "two Host fields",
+            format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n{smuggled}"),
+            400,
+        ),
+        (
+            "space before the colon",
+            format!("GET {STATUS} HTTP/1.1\r\nHost : a\r\n\r\n{smuggled}"),
+            400,
+        ),
+        (
+            "HTTP/2.0 request line",
+            format!("GET {STATUS} HTTP/2.0\r\nHost: a\r\n\r\n{smuggled}"),
+            505,
+        ),
+        (
+            "garbage request line",
+            format!("NOT HTTP AT ALL\r\n\r\n{smuggled}"),
+            400,
+        ),
+        (
+            "chunk extension of 100 KB",
+            format!(
+                "GET {STATUS} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;{}\r\nhello\r\n0\r\n\r\n{smuggled}",
+                "x".repeat(100_000)
+            ),
+            400,
+        ),
+        (
+            "chunk size of 17 hex digits",
+            format!(
+                "GET {STATUS} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nhello\r\n0\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            "chunk size not hex",
+            format!(
+                "GET {STATUS} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            "chunk data longer than its size",
+            format!(
+                "GET {STATUS} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            "bare LF in chunked framing",
+            format!(
+                "GET {STATUS} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            "trailer fields over 8 KiB",
+            format!(
+                "GET {STATUS} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: {}\r\n\r\n{smuggled}",
+                "t".repeat(9000)
+            ),
+            400,
+        ),
+    ];
+    for (name, request, status) in rows {
+        let reply = d.exchange(request.as_bytes());
+        assert!(
+            status_line(&reply).starts_with(&format!("HTTP/1.1 {status} ")),
+            "{name}: {}",
+            status_line(&reply)
+        );
+        assert_eq!(header(&reply, "Connection"), Some("close"), "{name}");
+        assert!(
+            !reply.contains("smuggled"),
+            "{name}: the smuggled request was answered"
+        );
+        assert_eq!(
+            reply.matches("\r\n\r\n").count(),
+            1,
+            "{name}: one answer only: {reply}"
+        );
+    }
+}
+
+#[test]
+fn a_head_over_64_kib_is_431() {
+    let d = Daemon::start("big-head", &[]);
+    let request = format!(
+        "GET {STATUS} HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(70_000)
+    );
+    let reply = d.exchange(request.as_bytes());
+    assert!(
+        reply.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{}",
+        status_line(&reply)
+    );
+    // Many fields rather than one long one.
+    let mut request = format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\n");
+    for i in 0..200 {
+        request.push_str(&format!("X-{i}: v\r\n"));
+    }
+    request.push_str("\r\n");
+    let reply = d.exchange(request.as_bytes());
+    assert!(
+        reply.starts_with("HTTP/1.1 431 "),
+        "{}",
+        status_line(&reply)
+    );
+}
+
+#[test]
+fn well_framed_bodies_are_read_as_framed() {
+    let d = Daemon::start("framed", &[]);
+    // A GET carrying a chunked body: the body is read off, and the
+    // request after it answered, in order.
+    let mut s = d.connect();
+    s.write_all(
+        b"GET /upload/status?X-Progress-ID=first HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5;name=value\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n\
+          GET /upload/status?X-Progress-ID=second HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc\
+          GET /upload/status?X-Progress-ID=third HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let reply = read_to_close(&mut s);
+    assert_eq!(reply.matches("HTTP/1.1 200 OK").count(), 3, "{reply}");
+    assert_eq!(
+        reply.matches(r#"{"state":"starting"}"#).count(),
+        3,
+        "{reply}"
+    );
+    // Bare LF line ends in a head are parsed (RFC 9112 section 2.2).
+    let reply =
+        d.exchange(format!("GET {STATUS} HTTP/1.1\nHost: a\nConnection: close\n\n").as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    // HTTP/1.0 with no Host: answered, then closed.
+    let reply = d.exchange(format!("GET {STATUS} HTTP/1.0\r\n\r\n").as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert_eq!(header(&reply, "Connection"), Some("close"));
+    // The absolute form a client of a proxy sends.
+    let reply = d.exchange(
+        format!("GET http://a{STATUS} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert!(reply.ends_with(r#"{"state":"starting"}"#), "{reply}");
+}
+
+#[test]
+fn a_chunked_upload_is_stored_whole() {
+    let d = Daemon::start("chunked-upload", &[]);
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let body = multipart("XX", "c.bin", &data);
+    let mut request = b"POST /upload?X-Progress-ID=chunked HTTP/1.1\r\nHost: a\r\n\
+         Content-Type: multipart/form-data; boundary=XX\r\nTransfer-Encoding: chunked\r\n\r\n"
+        .to_vec();
+    for piece in body.chunks(7001) {
+        request.extend_from_slice(format!("{:x};ext=1\r\n", piece.len()).as_bytes());
+        request.extend_from_slice(piece);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let mut s = d.connect();
+    s.write_all(&request).unwrap();
+    let (head, answer) = read_answer(&mut s);
+    assert!(head.starts_with("HTTP/1.1 201 Created\r\n"), "{head}");
+    let json: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(json["files"][0]["length"], 300_000);
+    assert_eq!(std::fs::read(d.pool.join("chunked/0")).unwrap(), data);
+    // Kept alive after a successful upload.
+    s.write_all(b"GET /upload/status?X-Progress-ID=chunked HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let (head, answer) = read_answer(&mut s);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(String::from_utf8_lossy(&answer).contains(r#""state":"done""#));
+}
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body() {
+    let d = Daemon::start("continue", &["--max-size", "1M"]);
+    let body = multipart("XX", "e.txt", b"expected");
+    let mut s = d.connect();
+    s.write_all(
+        format!(
+            "POST /upload?X-Progress-ID=expect HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\
+             Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    // Nothing of the body is sent before the interim answer.
+    let (head, _) = read_answer(&mut s);
+    assert_eq!(head, "HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(&body).unwrap();
+    let (head, _) = read_answer(&mut s);
+    assert!(head.starts_with("HTTP/1.1 201 Created\r\n"), "{head}");
+    // A refused upload is never asked for its body: the final answer
+    // comes at once, and the connection ends.
+    let mut s = d.connect();
+    s.write_all(
+        b"POST /upload?X-Progress-ID=expect-big HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\
+          Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: 5000000\r\n\r\n",
+    )
+    .unwrap();
+    let (head, _) = read_answer(&mut s);
+    assert!(
+        head.starts_with("HTTP/1.1 413 Content Too Large\r\n"),
+        "{head}"
+    );
+    assert_eq!(header(&head, "Connection"), Some("close"));
+    assert!(closed(&mut s, Duration::from_secs(5)));
+}
+
+#[test]
+fn head_connection_close_and_pipelining() {
+    let d = Daemon::start("head", &[]);
+    let mut s = d.connect();
+    // HEAD: the fields GET would get, no body; then two pipelined GETs
+    // answered in order, the last closing the connection.
+    s.write_all(
+        b"HEAD /upload/status?X-Progress-ID=h1 HTTP/1.1\r\nHost: a\r\n\r\n\
+          GET /upload/status?X-Progress-ID=h2&callback=first HTTP/1.1\r\nHost: a\r\n\r\n\
+          GET /upload/status?X-Progress-ID=h3&callback=second HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let reply = read_to_close(&mut s);
+    let heads: Vec<&str> = reply.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(heads.len(), 3, "{reply}");
+    assert!(heads[0].starts_with("200 OK\r\n"));
+    assert_eq!(
+        header(&format!("HTTP/1.1 {}", heads[0]), "Content-Length"),
+        Some("20")
+    );
+    assert!(
+        heads[0].ends_with("\r\n\r\n"),
+        "HEAD has no body: {:?}",
+        heads[0]
+    );
+    let first = reply.find("first(").unwrap();
+    let second = reply.find("second(").unwrap();
+    assert!(first < second, "answered in order");
+    assert!(heads[2].contains("Connection: close\r\n"));
+}
+
+#[test]
+fn an_upload_that_fails_closes_the_connection() {
+    let d = Daemon::start("upload-error", &[]);
+    let mut s = d.connect();
+    s.write_all(
+        b"POST /upload?X-Progress-ID=bad HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n\
+          Content-Length: 5\r\n\r\nhello",
+    )
+    .unwrap();
+    let (head, _) = read_answer(&mut s);
+    assert!(head.starts_with("HTTP/1.1 415 "), "{head}");
+    assert_eq!(header(&head, "Connection"), Some("close"));
+    assert!(closed(&mut s, Duration::from_secs(5)));
+    // A body cut inside its Content-Length: the upload fails, the state
+    // says so, and nothing is left of its file.
+    let body = multipart("XX", "cut.bin", &[7u8; 100_000]);
+    let mut s = d.connect();
+    s.write_all(
+        format!(
+            "POST /upload?X-Progress-ID=cut HTTP/1.1\r\nHost: a\r\n\
+             Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(&body[..50_000]).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let reply = read_to_close(&mut s);
+    assert!(reply.starts_with("HTTP/1.1 400 "), "{reply}");
+    let status = d.exchange(
+        b"GET /upload/status?X-Progress-ID=cut HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert!(status.contains(r#""state":"error""#), "{status}");
+    assert!(!d.pool.join("cut/0").exists() && !d.pool.join("cut/0.part").exists());
+}
+
+#[test]
+fn a_huge_declared_length_is_refused_without_allocating_it() {
+    let d = Daemon::start("huge", &["--max-size", "1M"]);
+    let reply = d.exchange(
+        b"POST /upload?X-Progress-ID=huge HTTP/1.1\r\nHost: a\r\n\
+          Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: 1000000000000000000\r\n\r\n",
+    );
+    assert!(reply.starts_with("HTTP/1.1 413 "), "{reply}");
+    // The daemon still serves.
+    let reply = d.exchange(
+        format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+}
+
+/// A head trickled one byte at a time, never complete: the daemon must
+/// give up within about one idle timeout of its first byte. The bytes
+/// sent never end the head, whatever the timing.
+#[test]
+fn a_trickled_head_gets_408() {
+    let d = Daemon::start("trickle", &["--idle-timeout", "1s"]);
+    let mut s = d.connect();
+    s.write_all(format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\nX-Slow: ").as_bytes())
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    while started.elapsed() < Duration::from_secs(10) {
+        if s.write_all(b"a").is_err() {
+            break;
+        }
+        let mut buf = [0u8; 1024];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{reply:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let d = Daemon::start("idle", &["--idle-timeout", "1s"]);
+    let mut s = d.connect();
+    s.write_all(format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+        .unwrap();
+    let (head, _) = read_answer(&mut s);
+    assert!(head.starts_with("HTTP/1.1 200 "));
+    let started = Instant::now();
+    assert!(closed(&mut s, Duration::from_secs(5)));
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// At the connection cap the connection idle longest is closed to admit a
+/// new one; when every connection is working on a request, the new one
+/// gets 503 with `Retry-After`.
+#[test]
+fn the_connection_cap_evicts_the_oldest_idle_one() {
+    let d = Daemon::start("cap", &["--max-connections", "2"]);
+    let mut oldest = d.connect();
+    sleep(Duration::from_millis(100));
+    let mut newer = d.connect();
+    sleep(Duration::from_millis(100));
+    let mut third = d.connect();
+    third
+        .write_all(format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+        .unwrap();
+    let (head, _) = read_answer(&mut third);
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(
+        closed(&mut oldest, Duration::from_secs(5)),
+        "the oldest idle one goes"
+    );
+    newer
+        .write_all(format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+        .unwrap();
+    let (head, _) = read_answer(&mut newer);
+    assert!(
+        head.starts_with("HTTP/1.1 200 "),
+        "the newer one stays: {head}"
+    );
+    drop(third);
+    drop(newer);
+    sleep(Duration::from_millis(200));
+    // Two uploads in progress hold both places: a third connection is refused.
+    let body = multipart("XX", "slow.bin", &[1u8; 10_000]);
+    let start = |id: &str| {
+        let mut s = d.connect();
+        s.write_all(
+            format!(
+                "POST /upload?X-Progress-ID={id} HTTP/1.1\r\nHost: a\r\n\
+                 Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        s.write_all(&body[..100]).unwrap();
+        s
+    };
+    let mut busy = [start("busy-1"), start("busy-2")];
+    sleep(Duration::from_millis(300));
+    let mut refused = d.connect();
+    let reply = read_to_close(&mut refused);
+    assert!(
+        reply.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{reply}"
+    );
+    assert_eq!(header(&reply, "Retry-After"), Some("5"));
+    for s in &mut busy {
+        s.write_all(&body[100..]).unwrap();
+        let (head, _) = read_answer(s);
+        assert!(head.starts_with("HTTP/1.1 201 "), "{head}");
+    }
+}
+
+#[test]
+fn answers_carry_a_date_and_their_length() {
+    let d = Daemon::start("fields", &[]);
+    let reply = d.exchange(
+        format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    let date = header(&reply, "Date").unwrap();
+    assert!(date.ends_with(" GMT") && date.len() == 29, "{date}");
+    let body = reply.split("\r\n\r\n").nth(1).unwrap();
+    assert_eq!(
+        header(&reply, "Content-Length"),
+        Some(body.len().to_string().as_str())
+    );
+    assert_eq!(answers(&reply), 1);
+}
+
+/// `--listen fd:0`: the listening socket handed over as standard input,
+/// as systemd's socket activation (`StandardInput=socket`) and spawn-fcgi
+/// do, is served like one the daemon opened.
+#[test]
+fn an_inherited_listening_socket_is_served() {
+    let dir = common::TempDir::new("inherited");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fileupload"))
+        .arg("--directory")
+        .arg(dir.path().join("pool"))
+        .args(["serve", "--listen", "fd:0"])
+        .stdin(std::os::fd::OwnedFd::from(listener))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let reply = read_to_close(&mut s);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(reply.ends_with(r#"{"state":"starting"}"#), "{reply}");
+    // A descriptor that is not a listening socket is refused at start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fileupload"))
+        .arg("--directory")
+        .arg(dir.path().join("pool"))
+        .args(["serve", "--listen", "fd:0"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a listening socket"), "{err}");
+}
+
+/// A flood of ten times `--max-connections`, half silent, half sending a
+/// head one byte at a time, on a daemon whose idle timeout outlasts the
+/// test: status requests on new connections are all answered, and the
+/// daemon's threads and sockets stay within the cap.
+#[test]
+fn a_connection_flood_keeps_no_status_request_out() {
+    const MAX: usize = 16;
+    let d = Daemon::start(
+        "flood",
+        &["--idle-timeout", "30s", "--max-connections", "16"],
+    );
+    let mut flood = Vec::new();
+    let more = |flood: &mut Vec<std::net::TcpStream>, n: usize| {
+        for i in 0..n {
+            if let Ok(mut s) = std::net::TcpStream::connect(d.addr) {
+                if i % 2 == 1 {
+                    let _ = s.write_all(b"GET /upload/status?X-Progress-ID=flood HTTP/1.1\r\n");
+                }
+                flood.push(s);
+            }
+        }
+    };
+    more(&mut flood, 10 * MAX);
+    for _ in 0..20 {
+        for s in flood.iter_mut().skip(1).step_by(2) {
+            let _ = s.write_all(b"X");
+        }
+        let reply = d.exchange(
+            b"GET /upload/status?X-Progress-ID=during HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        );
+        assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+        assert!(reply.ends_with(r#"{"state":"starting"}"#), "{reply}");
+        more(&mut flood, MAX / 2);
+    }
+    // The evicted connections' threads end as they are shut down: within
+    // a moment, at most one thread per admitted connection beside the
+    // upload workers and the process's own.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut threads, mut sockets);
+    loop {
+        (threads, sockets) = (d.threads(), d.sockets());
+        // Main, accept, 32 upload workers by default, one per connection.
+        if threads <= MAX + 2 + 32 && sockets <= 2 * MAX + 1 || Instant::now() > deadline {
+            break;
+        }
+        sleep(Duration::from_millis(200));
+    }
+    assert!(threads <= MAX + 2 + 32, "{threads} threads");
+    // Each connection: its socket and the registry's handle to evict it.
+    assert!(sockets <= 2 * MAX + 1, "{sockets} sockets");
+}
+
+/// A client that pipelines 500 requests with large answers and never
+/// reads them holds one thread at most: the next head is read only once
+/// an answer is written, so everyone else is still answered.
+#[test]
+fn a_client_that_never_reads_holds_one_thread() {
+    let d = Daemon::start("no-reader", &["--idle-timeout", "20s"]);
+    let mut fields = Vec::new();
+    for _ in 0..100 {
+        fields.extend_from_slice(b"--XX\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n");
+        fields.extend(std::iter::repeat_n(b'v', 600));
+        fields.extend_from_slice(b"\r\n");
+    }
+    fields.extend_from_slice(b"--XX--\r\n");
+    let mut up = d.connect();
+    up.write_all(
+        format!(
+            "POST /upload?X-Progress-ID=big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\
+             Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: {}\r\n\r\n",
+            fields.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    up.write_all(&fields).unwrap();
+    assert!(read_to_close(&mut up).starts_with("HTTP/1.1 201 "));
+    let mut hog = d.connect();
+    let request = b"GET /upload/status?X-Progress-ID=big HTTP/1.1\r\nHost: a\r\n\r\n";
+    hog.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    for _ in 0..500 {
+        if hog.write_all(request).is_err() {
+            break;
+        }
+    }
+    let before = d.threads();
+    for _ in 0..5 {
+        let reply = d.exchange(
+            b"GET /upload/status?X-Progress-ID=other HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        );
+        assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    }
+    assert!(
+        d.threads() <= before,
+        "{} threads, {before} before",
+        d.threads()
+    );
+}
+
+/// A body trickled one byte at a time: every read gets a byte, so the
+/// socket's timeout never fires; the minimum-progress rule (less than
+/// 1 KiB in an idle-timeout window) does: 408, state `error`, no file.
+#[test]
+fn a_trickled_body_is_cut_off() {
+    let d = Daemon::start("trickle-body", &["--idle-timeout", "1s"]);
+    let mut s = d.connect();
+    s.write_all(
+        b"POST /upload?X-Progress-ID=trickle HTTP/1.1\r\nHost: a\r\n\
+          Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: 100000\r\n\r\n\
+          --XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"t\"\r\n\r\n",
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    while started.elapsed() < Duration::from_secs(10) && !reply.ends_with(b"}") {
+        let _ = s.write_all(b"y");
+        let mut buf = [0u8; 4096];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{reply}"
+    );
+    let status = d.exchange(
+        b"GET /upload/status?X-Progress-ID=trickle HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        status.contains(r#""status":408"#) && status.contains("idle timeout"),
+        "{status}"
+    );
+    let mut left: Vec<_> = std::fs::read_dir(d.pool.join("trickle"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["lock", "status.json"]);
+}

@@ -9,7 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib-apache.sh"
 chmod 755 "$WORK"
 
 for tool in apache2 nginx lighttpd fcgiwrap spawn-fcgi curl python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (.ci/run installs it)" >&2; exit 1; }
+  command -v "$tool" >/dev/null || { echo "missing $tool (scripts/setup installs it)" >&2; exit 1; }
 done
 
 # The upload every server gets, made once per script by the first suite.

@@ -95,8 +95,9 @@ kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
 start_daemon flood --directory "$POOL" --idle-timeout 30s --max-connections "$MAXCONN" \
   --max-uploads 2
 HOSTPORT=${URL#http://}
-r=$(python3 - "$HOSTPORT" "$MAXCONN" "$DAEMON_PID" <<'PY'
+r=$(python_tools - "$HOSTPORT" "$MAXCONN" "$DAEMON_PID" <<'PY'
 import os, socket, sys, time
+import net
 host, port = sys.argv[1].split(":")
 maxconn, pid = int(sys.argv[2]), sys.argv[3]
 flood = []
@@ -112,12 +113,7 @@ def more(n):
 def status():
     s = socket.create_connection((host, int(port)), timeout=5)
     s.sendall(b"GET /upload/status?X-Progress-ID=during-flood HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    reply = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        reply += chunk
+    reply = net.recv_all(s)
     s.close()
     return reply
 def threads():

@@ -9,7 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib-apache.sh"
 chmod 755 "$WORK"
 
 for tool in apache2 nginx lighttpd fcgiwrap spawn-fcgi curl python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (.ci/run installs it)" >&2; exit 1; }
+  command -v "$tool" >/dev/null || { echo "missing $tool (scripts/setup installs it)" >&2; exit 1; }
 done
 
 # The upload every server gets, made once per script by the first suite.
@@ -47,9 +47,7 @@ jget() {
   json "$1" "$2" 2>/dev/null || echo "<not JSON: ${1:0:80}>"
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+free_port() { python3 "$TOOLS/net.py" free-port; }
 
 # start NAME COMMAND...: runs COMMAND in the background, its output in
 # $WORK/NAME.log; sets LAST_PID.
@@ -92,6 +90,44 @@ http {
     proxy_temp_path $WORK/nginx/proxy;
     uwsgi_temp_path $WORK/nginx/uwsgi;
     scgi_temp_path $WORK/nginx/scgi;
+EOF
+}
+
+# nginx_fastcgi_params [SCRIPT_NAME PATH_INFO]: the fastcgi_param lines of
+# the request variables the program reads, for a location of an nginx.conf.
+# SCRIPT_NAME and PATH_INFO default to the parts fastcgi_split_path_info
+# made; give nginx expressions (with their $) for others.
+nginx_fastcgi_params() {
+  cat <<EOF
+            fastcgi_param SCRIPT_NAME ${1:-\$fastcgi_script_name};
+            fastcgi_param PATH_INFO ${2:-\$fastcgi_path_info};
+            fastcgi_param REQUEST_METHOD \$request_method;
+            fastcgi_param QUERY_STRING \$query_string;
+            fastcgi_param CONTENT_TYPE \$content_type;
+            fastcgi_param CONTENT_LENGTH \$content_length;
+            fastcgi_param SERVER_PROTOCOL \$server_protocol;
+            fastcgi_param REMOTE_ADDR \$remote_addr;
+EOF
+}
+
+# lighttpd_conf_head PORT MODULE...: the top of a lighttpd.conf for a test
+# lighttpd in $WORK/lighttpd listening on 127.0.0.1:PORT with MODULEs,
+# its request bodies in $WORK/lighttpd/tmp (the caller makes it, for the
+# web user); the caller adds its own settings after it.
+lighttpd_conf_head() {
+  local port=$1 modules
+  shift
+  modules=$(printf '"%s", ' "$@")
+  cat <<EOF
+server.modules = (${modules%, })
+server.document-root = "$WORK/lighttpd"
+server.bind = "127.0.0.1"
+server.port = $port
+server.username = "$WEB_USER"
+server.groupname = "$WEB_GROUP"
+server.upload-dirs = ("$WORK/lighttpd/tmp")
+# Pass the body on as it arrives, so progress shows while it does.
+server.stream-request-body = 2
 EOF
 }
 

@@ -9,11 +9,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TESTS="$ROOT/tests/browser"
 
 if [ ! -x /usr/bin/chromium ]; then
-  echo "FAIL: /usr/bin/chromium is missing (apt-get install chromium; .ci/run does)" >&2
+  echo "FAIL: /usr/bin/chromium is missing (apt-get install chromium; scripts/setup does)" >&2
   exit 1
 fi
 if [ ! -d "$TESTS/node_modules/playwright-core" ]; then
-  # .ci/run installs them; a developer's first run does it here.
+  # scripts/setup installs them; a run of this suite alone does it here.
   (cd "$TESTS" && npm ci --no-audit --no-fund)
 fi
 

@@ -62,15 +62,8 @@ nginx_cgi_params() {
   cat <<EOF
             fastcgi_pass unix:$WORK/nginx/fcgiwrap.sock;
             fastcgi_param SCRIPT_FILENAME $BIN;
-            fastcgi_param SCRIPT_NAME \$fastcgi_script_name;
-            fastcgi_param PATH_INFO \$fastcgi_path_info;
             fastcgi_param GATEWAY_INTERFACE CGI/1.1;
-            fastcgi_param REQUEST_METHOD \$request_method;
-            fastcgi_param QUERY_STRING \$query_string;
-            fastcgi_param CONTENT_TYPE \$content_type;
-            fastcgi_param CONTENT_LENGTH \$content_length;
-            fastcgi_param SERVER_PROTOCOL \$server_protocol;
-            fastcgi_param REMOTE_ADDR \$remote_addr;
+$(nginx_fastcgi_params)
             fastcgi_param PATH /usr/local/bin:/usr/bin:/bin;
             fastcgi_param FILEUPLOAD_DIRECTORY $nginx_pool;
             fastcgi_param FILEUPLOAD_MAX_SIZE $MAX_SIZE;
@@ -109,15 +102,7 @@ lighttpd_port=$(free_port)
 mkdir -p "$WORK/lighttpd/tmp"
 chown "$WEB_USER" "$WORK/lighttpd/tmp"
 cat >"$WORK/lighttpd/lighttpd.conf" <<EOF
-server.modules = ("mod_alias", "mod_setenv", "mod_cgi")
-server.document-root = "$WORK/lighttpd"
-server.bind = "127.0.0.1"
-server.port = $lighttpd_port
-server.username = "$WEB_USER"
-server.groupname = "$WEB_GROUP"
-server.upload-dirs = ("$WORK/lighttpd/tmp")
-# Pass the body on as it arrives, so progress shows while it does.
-server.stream-request-body = 2
+$(lighttpd_conf_head "$lighttpd_port" mod_alias mod_setenv mod_cgi)
 alias.url = ("/cgi-bin/fileupload" => "$BIN", "/app" => "$BIN")
 \$HTTP["url"] =~ "^/cgi-bin/fileupload(/|\$)" {
     cgi.assign = ("" => "")

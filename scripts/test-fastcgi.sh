@@ -54,14 +54,7 @@ nginx_location() { # PREFIX UPSTREAM [MORE]
             fastcgi_request_buffering off;
             fastcgi_split_path_info ^($1)(/.*)?\$;
             fastcgi_pass $2;
-            fastcgi_param SCRIPT_NAME \$fastcgi_script_name;
-            fastcgi_param PATH_INFO \$fastcgi_path_info;
-            fastcgi_param REQUEST_METHOD \$request_method;
-            fastcgi_param QUERY_STRING \$query_string;
-            fastcgi_param CONTENT_TYPE \$content_type;
-            fastcgi_param CONTENT_LENGTH \$content_length;
-            fastcgi_param SERVER_PROTOCOL \$server_protocol;
-            fastcgi_param REMOTE_ADDR \$remote_addr;
+$(nginx_fastcgi_params)
         }
 EOF
 }
@@ -119,83 +112,7 @@ wait "$slow" || true
 # The records no web server here sends, over a real socket to the real
 # responder: GET_VALUES, an unknown management type, another role,
 # ABORT_REQUEST mid-upload, and a web server that stops sending.
-cat >"$WORK/fcgi_client.py" <<'EOF'
-import socket, struct, sys, time
-
-def record(kind, rid, content=b""):
-    pad = -len(content) % 8
-    return struct.pack(">BBHHBx", 1, kind, rid, len(content), pad) + content + b"\0" * pad
-
-def pairs(items):
-    out = b""
-    for n, v in items:
-        out += bytes([len(n), len(v)]) + n + v
-    return out
-
-def read_records(s):
-    data = b""
-    while True:
-        try:
-            chunk = s.recv(65536)
-        except socket.timeout:
-            # Said on stdout, where the checks look: a traceback alone
-            # would leave it empty, which "stalled upload closed" expects.
-            print("timeout: the responder did not close the connection")
-            break
-        if not chunk:
-            break
-        data += chunk
-    records = []
-    while data:
-        _, kind, rid, length, pad = struct.unpack(">BBHHBx", data[:8])
-        records.append((kind, rid, data[8:8 + length]))
-        data = data[8 + length + pad:]
-    return records
-
-def connect():
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-    s.settimeout(10)
-    return s
-
-def begin(rid, role=1, keep=0):
-    return record(1, rid, struct.pack(">HB5x", role, keep))
-
-def upload_params(rid, ident):
-    return record(4, rid, pairs([(b"REQUEST_METHOD", b"POST"), (b"SCRIPT_NAME", b"/upload"),
-        (b"QUERY_STRING", b"X-Progress-ID=" + ident.encode()),
-        (b"CONTENT_TYPE", b"multipart/form-data; boundary=XX"), (b"CONTENT_LENGTH", b"100000")])) + record(4, rid)
-
-part = b'--XX\r\nContent-Disposition: form-data; name="f"; filename="a.bin"\r\n\r\n' + b"x" * 5000
-what = sys.argv[2]
-s = connect()
-if what == "values":
-    s.sendall(record(9, 0, pairs([(b"FCGI_MAX_CONNS", b""), (b"FCGI_MAX_REQS", b""), (b"FCGI_MPXS_CONNS", b"")])) + record(42, 0))
-    time.sleep(0.5)
-    s.shutdown(socket.SHUT_WR)
-    for kind, rid, content in read_records(s):
-        if kind == 10:
-            i = 0
-            while i < len(content):
-                n, v = content[i], content[i + 1]
-                print(content[i + 2:i + 2 + n].decode() + "=" + content[i + 2 + n:i + 2 + n + v].decode())
-                i += 2 + n + v
-        else:
-            print("type %d: %d" % (kind, content[0]))
-elif what == "role":
-    s.sendall(begin(1, role=2))
-    for kind, rid, content in read_records(s):
-        print("type %d id %d protocol status %d" % (kind, rid, content[4]))
-elif what == "abort":
-    s.sendall(begin(1) + upload_params(1, sys.argv[3]) + record(5, 1, part))
-    time.sleep(0.5)
-    s.sendall(record(2, 1))
-    for kind, rid, content in read_records(s):
-        print("type %d id %d" % (kind, rid))
-elif what == "stall":
-    s.sendall(begin(1) + upload_params(1, sys.argv[3]) + record(5, 1, part))
-    print(" ".join(str(kind) for kind, _, _ in read_records(s)))
-EOF
-fcgi_client() { python3 "$WORK/fcgi_client.py" "$@"; }
+fcgi_client() { python3 "$TOOLS/fcgi_client.py" "$@"; }
 check "GET_VALUES and UNKNOWN_TYPE" "FCGI_MAX_CONNS=8
 FCGI_MAX_REQS=8
 FCGI_MPXS_CONNS=0
@@ -232,15 +149,7 @@ lighttpd_port=$(free_port)
 mkdir -p "$WORK/lighttpd/tmp"
 chown -R "$WEB_USER" "$WORK/lighttpd"
 cat >"$WORK/lighttpd/lighttpd.conf" <<EOF
-server.modules = ("mod_fastcgi")
-server.document-root = "$WORK/lighttpd"
-server.bind = "127.0.0.1"
-server.port = $lighttpd_port
-server.username = "$WEB_USER"
-server.groupname = "$WEB_GROUP"
-server.upload-dirs = ("$WORK/lighttpd/tmp")
-# Pass the body on as it arrives, so progress shows while it does.
-server.stream-request-body = 2
+$(lighttpd_conf_head "$lighttpd_port" mod_fastcgi)
 fastcgi.server = (
     "/fileupload" => ((
         # Started with no arguments and its socket on fd 0, the binary

@@ -16,8 +16,9 @@ printf 'hello\n' > "$WORK/a.txt"
 # shuts down the sending side, and prints the first status line of the
 # reply (the whole reply goes to $WORK/reply); "closed" when none came.
 raw() {
-  python3 - "$HOSTPORT" "$1" "${2:-}" "${3:-10}" <<'PY'
+  python_tools - "$HOSTPORT" "$1" "${2:-}" "${3:-10}" <<'PY'
 import socket, sys
+import net
 host, port = sys.argv[1].split(":")
 data = open(sys.argv[2], "rb").read()
 s = socket.create_connection((host, int(port)), timeout=float(sys.argv[4]))
@@ -27,21 +28,14 @@ try:
         s.shutdown(socket.SHUT_WR)
 except OSError:
     pass
-reply = b""
-try:
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        reply += chunk
-        # One reply is enough unless more were asked for by pipelining.
-        if sys.argv[3] != "all" and b"\r\n\r\n" in reply:
-            head, _, body = reply.partition(b"\r\n\r\n")
-            length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
-            if length and len(body) >= length[0]:
-                break
-except OSError:
-    pass
+def whole(reply):
+    if b"\r\n\r\n" not in reply:
+        return False
+    head, _, body = reply.partition(b"\r\n\r\n")
+    length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+    return bool(length) and len(body) >= length[0]
+# One reply is enough unless more were asked for by pipelining.
+reply = net.recv_all(s, done=None if sys.argv[3] == "all" else whole, errors=(OSError,))
 open(sys.argv[2] + ".reply", "wb").write(reply)
 print(reply.split(b"\r\n")[0].decode("latin-1") if reply else "closed")
 PY

@@ -30,13 +30,7 @@ $(nginx_conf_head)
             fastcgi_request_buffering off;
             fastcgi_pass 127.0.0.1:$fcgi_port;
             fastcgi_read_timeout 300s;
-            fastcgi_param SCRIPT_NAME "";
-            fastcgi_param PATH_INFO \$uri;
-            fastcgi_param REQUEST_METHOD \$request_method;
-            fastcgi_param QUERY_STRING \$query_string;
-            fastcgi_param CONTENT_TYPE \$content_type;
-            fastcgi_param CONTENT_LENGTH \$content_length;
-            fastcgi_param SERVER_PROTOCOL \$server_protocol;
+$(nginx_fastcgi_params '""' '$uri')
         }
     }
 }

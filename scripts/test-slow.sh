@@ -53,7 +53,10 @@ check_contains "trickled upload message" "idle timeout" "$(json "$s" 'j["error"]
 check "trickled upload left no file" "lock status.json" "$(ls "$POOL/trickle" | tr '\n' ' ' | sed 's/ $//')"
 
 # A request head trickled at one byte a second (slowloris): the head must
-# arrive whole within one idle timeout of its first byte.
+# arrive whole within one idle timeout of its first byte. The bytes are the
+# line "X-Slow: a\r\n" over and over, from its first byte: header lines
+# that never make the empty line ending the head, so the head stays
+# incomplete for the whole trickle.
 r=$(python3 - "$HOSTPORT" <<'PY'
 import socket, sys, time
 host, port = sys.argv[1].split(":")
@@ -62,9 +65,12 @@ s.sendall(b"GET /upload/status?X-Progress-ID=a HTTP/1.1\r\nHost: x\r\n")
 start = time.monotonic()
 s.settimeout(1)
 out = "still open after 20 s"
+line = b"X-Slow: a\r\n"
+sent = 0
 while time.monotonic() - start < 20:
     try:
-        s.send(b"X-Slow: a\r\n"[int(time.monotonic()) % 11:][:1])
+        s.send(line[sent % len(line):][:1])
+        sent += 1
     except OSError:
         out = "closed"
         break
@@ -95,8 +101,9 @@ kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
 start_daemon flood --directory "$POOL" --idle-timeout 30s --max-connections "$MAXCONN" \
   --max-uploads 2
 HOSTPORT=${URL#http://}
-r=$(python3 - "$HOSTPORT" "$MAXCONN" "$DAEMON_PID" <<'PY'
+r=$(python_tools - "$HOSTPORT" "$MAXCONN" "$DAEMON_PID" <<'PY'
 import os, socket, sys, time
+import net
 host, port = sys.argv[1].split(":")
 maxconn, pid = int(sys.argv[2]), sys.argv[3]
 flood = []
@@ -112,12 +119,7 @@ def more(n):
 def status():
     s = socket.create_connection((host, int(port)), timeout=5)
     s.sendall(b"GET /upload/status?X-Progress-ID=during-flood HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    reply = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        reply += chunk
+    reply = net.recv_all(s)
     s.close()
     return reply
 def threads():

@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-command -v systemd-analyze >/dev/null || { echo "missing systemd-analyze (.ci/run installs systemd)" >&2; exit 1; }
+command -v systemd-analyze >/dev/null || { echo "missing systemd-analyze (scripts/setup installs systemd)" >&2; exit 1; }
 
 mkdir "$WORK/units"
 for unit in "$root"/docs/systemd/*; do

@@ -11,8 +11,8 @@ race), no finished-looking file exists for it, and (for the daemon) a
 new start on the same pool serves.
 Prints one line per failure and a summary; exits 1 on any failure.
 """
+import functools
 import hashlib
-import json
 import os
 import random
 import signal
@@ -22,13 +22,13 @@ import sys
 import time
 
 import harness
+import net
 import wire
 
 BIN, WORK, TRIALS, SEED = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 rng = random.Random(SEED)
 check = harness.Checks()
 children = harness.Children()
-spawn = children.spawn
 outcomes = {}
 
 
@@ -36,10 +36,7 @@ def body(boundary, name, data):
     return wire.body(boundary, [("f", name, data)])
 
 
-def status(pool, ident):
-    out = subprocess.run([BIN, "--directory", pool, "status", ident],
-                         capture_output=True, text=True, timeout=30)
-    return json.loads(out.stdout)
+status = functools.partial(harness.status, BIN, timeout=30)
 
 
 # --- the three ways to send a body to a writer -----------------------------
@@ -66,14 +63,8 @@ def feed(send, payload, trickle, sock, end=None):
         send(payload)
         if end:
             end()
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return data
-            data += chunk
-            if b"\"state\"" in data and data.rstrip().endswith((b"}", b"})")):
-                return data
+        return net.recv_all(sock, done=lambda data: b"\"state\"" in data
+                            and data.rstrip().endswith((b"}", b"})")))
     step = 16384
     for i in range(0, len(payload) - 1, step):
         try:
@@ -95,16 +86,14 @@ def trial(kind, n):
     log = os.path.join(WORK, f"{kind}-{n}.log")
     writer = None
     if kind == "daemon":
-        writer = spawn([BIN, "serve", "--directory", pool, "--listen", "127.0.0.1:0"],
-                       stderr=open(log, "w"))
-        addr = harness.wait_listening(writer, log)
+        writer, addr = children.start(
+            [BIN, "serve", "--directory", pool, "--listen", "127.0.0.1:0"], log)
         http_send(addr, good, body("BB", "good.bin", data), False)
         send = lambda: http_send(addr, bad, body("BB", "cut.bin", cut), True)
     elif kind == "fastcgi":
-        port = harness.free_port()
-        writer = spawn([BIN, "fastcgi", "--directory", pool, "--listen", f"127.0.0.1:{port}"],
-                       stderr=open(log, "w"))
-        harness.wait_listening(writer, log)
+        port = net.free_port()
+        writer, _ = children.start(
+            [BIN, "fastcgi", "--directory", pool, "--listen", f"127.0.0.1:{port}"], log)
         fcgi_send(f"127.0.0.1:{port}", good, body("BB", "good.bin", data), False)
         send = lambda: fcgi_send(f"127.0.0.1:{port}", bad, body("BB", "cut.bin", cut), True)
     else:
@@ -113,8 +102,8 @@ def trial(kind, n):
         subprocess.run([BIN, "cgi"], input=payload, env=env, capture_output=True, timeout=30)
         payload = body("BB", "cut.bin", cut)
         env = dict(os.environ, FILEUPLOAD_DIRECTORY=pool, **wire.cgi_vars(bad, len(payload)))
-        writer = spawn([BIN, "cgi"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                       stderr=open(log, "w"), env=env)
+        writer = children.spawn([BIN, "cgi"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=open(log, "w"), env=env)
 
         def send():
             for i in range(0, len(payload) - 1, 16384):
@@ -159,9 +148,8 @@ def trial(kind, n):
         check(all(x in ("lock", "status.json") for x in left), f"{kind} {n}: files left: {left}")
     # The next start serves normally, with no manual step.
     if kind == "daemon":
-        again = spawn([BIN, "serve", "--directory", pool, "--listen", "127.0.0.1:0"],
-                      stderr=open(log + ".2", "w"))
-        addr = harness.wait_listening(again, log + ".2")
+        again, addr = children.start(
+            [BIN, "serve", "--directory", pool, "--listen", "127.0.0.1:0"], log + ".2")
         reply = http_send(addr, bad, body("BB", "again.bin", b"again"), False)
         check(b"\"state\":\"done\"" in reply, f"{kind} {n}: restart did not serve: {reply[:200]}")
         again.terminate()

@@ -9,7 +9,7 @@ error with no file left in its bucket. Then, for the daemon and the
 responder, --max-uploads uploads at once must all succeed: every worker
 the cut requests held is free again. Exits 1 on any failure.
 """
-import json
+import functools
 import os
 import socket
 import subprocess
@@ -18,6 +18,7 @@ import threading
 import time
 
 import harness
+import net
 import wire
 
 BIN, WORK = sys.argv[1], sys.argv[2]
@@ -39,9 +40,7 @@ CUTS = {
 }
 
 
-def status(pool, ident):
-    out = subprocess.run([BIN, "--directory", pool, "status", ident], capture_output=True, text=True)
-    return json.loads(out.stdout)
+status = functools.partial(harness.status, BIN)
 
 
 def settled(pool, ident):
@@ -51,12 +50,6 @@ def settled(pool, ident):
             return s
         time.sleep(0.05)
     return status(pool, ident)
-
-
-def start(args, log):
-    p = children.spawn(args, stderr=open(log, "w"))
-    harness.wait_listening(p, log)
-    return p
 
 
 def send_cut(port, kind, ident, cut):
@@ -77,24 +70,21 @@ def upload(port, kind, ident, results, i):
     else:
         s.sendall(wire.fcgi_head(ident, len(payload)) + wire.fcgi_stdin(payload)
                   + wire.fcgi_record(5, 1, b""))
-    reply = b""
-    while chunk := s.recv(65536):
-        reply += chunk
-        if kind == "fastcgi" and b"\x01\x03\x00\x01" in reply:  # END_REQUEST
-            break
+    end_request = lambda reply: b"\x01\x03\x00\x01" in reply  # END_REQUEST
+    reply = net.recv_all(s, done=end_request if kind == "fastcgi" else None)
     s.close()
     results[i] = b"201" in reply.split(b"\r\n\r\n")[0] or b"Status: 201" in reply
 
 
 def front(kind):
     pool = os.path.join(WORK, f"cut-{kind}")
-    port = harness.free_port()
+    port = net.free_port()
     if kind == "daemon":
         args = [BIN, "serve", "--listen", f"127.0.0.1:{port}"]
     else:
         args = [BIN, "fastcgi", "--listen", f"127.0.0.1:{port}", "--threads", "1"]
-    start(args + ["--directory", pool, "--max-uploads", str(MAX_UPLOADS)],
-          os.path.join(WORK, f"cut-{kind}.log"))
+    children.start(args + ["--directory", pool, "--max-uploads", str(MAX_UPLOADS)],
+                   os.path.join(WORK, f"cut-{kind}.log"))
     for name, cut in CUTS.items():
         ident = f"{kind}-{name}"
         send_cut(port, kind, ident, cut)

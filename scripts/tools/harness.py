@@ -1,7 +1,8 @@
-"""What the Python test tools share beside the bytes they send: a tally of
-checks, the processes they start (all stopped at the end), free ports, and
-waiting for a server to say where it listens."""
-import socket
+"""What the Python test tools share beside the bytes they send (wire.py)
+and the sockets (net.py): a tally of checks, the processes they start (all
+stopped at the end), waiting for a server to say where it listens, and the
+status of an upload as the program reports it."""
+import json
 import subprocess
 import sys
 import time
@@ -32,19 +33,17 @@ class Children:
         self.started.append(p)
         return p
 
+    def start(self, args, log):
+        """Spawns a daemon or responder, its stderr to the file log, and
+        waits until it listens; returns it and the address it logged."""
+        p = self.spawn(args, stderr=open(log, "w"))
+        return p, wait_listening(p, log)
+
     def stop(self):
         for p in self.started:
             if p.poll() is None:
                 p.kill()
             p.wait()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_listening(p, log):
@@ -58,3 +57,10 @@ def wait_listening(p, log):
             break
         time.sleep(0.02)
     raise RuntimeError("server did not start: " + open(log).read())
+
+
+def status(binary, pool, ident, timeout=None):
+    """The status document of ident in pool, from `fileupload status`."""
+    out = subprocess.run([binary, "--directory", pool, "status", ident],
+                         capture_output=True, text=True, timeout=timeout)
+    return json.loads(out.stdout)

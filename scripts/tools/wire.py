@@ -47,10 +47,15 @@ def fcgi_params(pairs):
     return b
 
 
-def fcgi_head(ident, length):
+def fcgi_begin(rid=1, role=1, keep=0):
+    """BEGIN_REQUEST: role 1 is the responder, keep 1 FCGI_KEEP_CONN."""
+    return fcgi_record(1, rid, struct.pack(">HB5x", role, keep))
+
+
+def fcgi_head(ident, length, boundary="BB"):
     """BEGIN_REQUEST (responder) and the PARAMS of a CGI upload request."""
-    return (fcgi_record(1, 1, struct.pack(">HB5x", 1, 0))
-            + fcgi_record(4, 1, fcgi_params(cgi_vars(ident, length))) + fcgi_record(4, 1, b""))
+    return (fcgi_begin() + fcgi_record(4, 1, fcgi_params(cgi_vars(ident, length, boundary)))
+            + fcgi_record(4, 1, b""))
 
 
 def fcgi_stdin(data):

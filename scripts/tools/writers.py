@@ -18,6 +18,7 @@ import time
 import socket
 
 import harness
+import net
 import wire
 
 BIN, WORK, ROUNDS = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -62,9 +63,7 @@ def via_http(addr, ident, payload, barrier):
             steps(payload, s.sendall, ident, barrier)
         except OSError:
             pass  # the 409 came first and the server closed
-        reply = b""
-        while chunk := s.recv(65536):
-            reply += chunk
+        reply = net.recv_all(s)
     except OSError:
         return 0
     m = re.match(rb"HTTP/1\.1 (\d+)", reply)
@@ -92,9 +91,8 @@ def via_cgi(ident, payload, barrier):
 
 def daemon():
     log = os.path.join(WORK, f"writers-daemon-{len(children.started)}.log")
-    p = children.spawn([BIN, "serve", "--directory", POOL, "--listen", "127.0.0.1:0"],
-                       stderr=open(log, "w"))
-    return harness.wait_listening(p, log)
+    _, addr = children.start([BIN, "serve", "--directory", POOL, "--listen", "127.0.0.1:0"], log)
+    return addr
 
 
 def rounds(name, first, second):

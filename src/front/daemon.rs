@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tiny_http::{Header, ListenAddr, Server};
 
-use crate::app::{Route, route};
+use crate::app::{Route, render::render, route};
 use crate::front::driver::{self, UploadWorkers, Workers};
 use crate::handoff::Service;
 use crate::log;
@@ -42,19 +42,20 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
     let service = Arc::new(service);
     let uploads = {
         let service = service.clone();
-        UploadWorkers::start(options.workers.max_uploads, move |request| {
-            answer(&service, request)
+        UploadWorkers::start(options.workers.max_uploads, move |(route, request)| {
+            answer(&service, route, request)
         })?
     };
     let handler = {
         let service = service.clone();
         move |request: tiny_http::Request| {
-            if is_upload(&request) {
-                if let Some(request) = uploads.hand_over(request) {
-                    answer(&service, request)
+            let route = route_of(&request);
+            if route == Route::Upload {
+                if let Some((route, request)) = uploads.hand_over((route, request)) {
+                    answer(&service, route, request)
                 }
             } else {
-                answer(&service, request)
+                answer(&service, route, request)
             }
         }
     };
@@ -69,7 +70,7 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
     let watch = move |failed: &AtomicBool| {
         while driver::running(failed) {
             match server.recv_timeout(Duration::from_millis(200)) {
-                Ok(Some(request)) => answer(&watched, request),
+                Ok(Some(request)) => answer(&watched, route_of(&request), request),
                 Ok(None) => {}
                 Err(e) => return driver::listener_failed(failed, &e),
             }
@@ -83,13 +84,11 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
     driver::run(&service, &options.workers, 1, watch, stop)
 }
 
-/// Whether the core will take `request` as an upload: only a `POST` can
-/// be, so every other request is told apart without allocating.
-fn is_upload(request: &tiny_http::Request) -> bool {
+/// The request's route, decided once: uploads go to a worker of their own.
+fn route_of(request: &tiny_http::Request) -> Route {
     let url = request.url();
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    request.method().as_str().eq_ignore_ascii_case("POST")
-        && route("POST", path, query) == Route::Upload
+    route(&request.method().as_str().to_ascii_uppercase(), path, query)
 }
 
 /// Reads the body only when the core asks, so that `100 Continue` is sent
@@ -102,7 +101,7 @@ impl Read for LazyBody<'_> {
     }
 }
 
-fn answer(app: &Service, mut request: tiny_http::Request) {
+fn answer(app: &Service, route: Route, mut request: tiny_http::Request) {
     let started = Instant::now();
     let method = request.method().as_str().to_ascii_uppercase();
     let url = request.url().to_owned();
@@ -118,15 +117,19 @@ fn answer(app: &Service, mut request: tiny_http::Request) {
         })
         .collect();
     let content_length = request.body_length().map(|n| n as u64);
-    let response = app.handle(Request {
-        method: method.clone(),
-        path: path.to_owned(),
-        query: query.to_owned(),
-        headers,
-        content_length,
-        body: &mut LazyBody(&mut request),
-    });
-    log::request(&method, path, &response, started.elapsed());
+    let outcome = app.handle(
+        route,
+        Request {
+            method: method.clone(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            headers,
+            content_length,
+            body: &mut LazyBody(&mut request),
+        },
+    );
+    log::request(&method, path, &outcome, started.elapsed());
+    let response = render(outcome);
     let mut reply = tiny_http::Response::from_data(response.body).with_status_code(response.status);
     for (name, value) in &response.headers {
         if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {

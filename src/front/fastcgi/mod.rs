@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 
 use record::{Decoder, ProtocolStatus, Record};
 
-use crate::app::error_response;
-use crate::app::{Route, route};
+use crate::app::{Outcome, Route, render::render, route};
 use crate::front::cgi;
 use crate::front::driver::{self, Workers};
 use crate::handoff::Service;
@@ -319,19 +318,25 @@ impl<S: Read + Write + HalfClose> Connection<S> {
                 pos: 0,
                 state: Body::Open,
             };
-            let (method, path, response) = match cgi::head(params) {
+            let (method, path, outcome) = match cgi::head(params) {
                 Ok(head) => {
                     let (method, path) = (head.method.clone(), head.path.clone());
                     // Uploads run at a lower priority than status requests,
                     // which otherwise wait for the CPU behind them.
-                    if route(&method, &path, &head.query) == Route::Upload {
+                    let route = route(&method, &path, &head.query);
+                    if route == Route::Upload {
                         crate::pool::priority::lower();
                     }
-                    (method, path, service.handle(head.into_request(&mut body)))
+                    (
+                        method,
+                        path,
+                        service.handle(route, head.into_request(&mut body)),
+                    )
                 }
-                Err(e) => ("-".into(), "-".into(), error_response(&e, None)),
+                Err(e) => ("-".into(), "-".into(), Outcome::refused(e)),
             };
-            log::request(&method, &path, &response, started.elapsed());
+            log::request(&method, &path, &outcome, started.elapsed());
+            let response = render(outcome);
             let state = body.state;
             let mut out = Vec::new();
             match &state {

@@ -15,7 +15,7 @@ use fileupload::app::intercept::Limits;
 use fileupload::app::render::render;
 use fileupload::app::{App, route};
 use fileupload::model::http::Request;
-use fileupload::model::identifier::Signer;
+use fileupload::model::identifier::{Signer, to_hex};
 use serde_json::Value;
 
 /// A directory of its own, removed when the test ends.
@@ -154,8 +154,7 @@ fn identifiers_with_a_key() {
         &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"s3cret"),
         id.as_bytes(),
     );
-    let want: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(mac, want);
+    assert_eq!(mac, to_hex(tag.as_ref()));
     let check = |text: &str, env: &[(&str, &str)]| code(&fu(&pool, &["id", "check", text], env));
     assert_eq!(check(&sid, &key), 0);
     assert_eq!(check(id, &key), 1, "missing MAC accepted");

@@ -11,7 +11,7 @@ use fileupload::app::intercept::Limits;
 use fileupload::app::render::render;
 use fileupload::app::{App, route};
 use fileupload::model::http::{Request, Response};
-use fileupload::model::identifier::Signer;
+use fileupload::model::identifier::{Signer, to_hex};
 use fileupload::{Error, Pool};
 use serde_json::{Value, json};
 
@@ -172,11 +172,7 @@ fn json(response: &Response) -> Value {
 }
 
 fn sha256(data: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, data)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    to_hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
 }
 
 /// Bytes that no compression or text handling would leave alone.

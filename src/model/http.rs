@@ -105,102 +105,83 @@ const fn valid_value(value: &[u8]) -> bool {
     true
 }
 
-/// A response header's name: a non-empty token, so that writing it can
-/// never break a response's head.
-///
-/// ```
-/// use fileupload::model::http::HeaderName;
-/// assert!(HeaderName::new("X-Progress-ID").is_ok());
-/// assert!(HeaderName::new("X-A: b").is_err());
-/// assert!(HeaderName::new("").is_err());
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeaderName(Cow<'static, str>);
+/// A header's text type: the text checked by `$valid` (refused as
+/// `$invalid`), from a `const` (checked when the program is compiled) or at
+/// run time; read as a `str`.
+macro_rules! header_text {
+    ($(#[$doc:meta])* $name:ident, $valid:ident, $invalid:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(Cow<'static, str>);
 
-impl HeaderName {
-    /// A name known when the program is compiled. Meant for `const`
-    /// items, where an invalid name stops the build.
-    pub const fn from_static(name: &'static str) -> HeaderName {
-        assert!(valid_name(name.as_bytes()), "invalid header name");
-        HeaderName(Cow::Borrowed(name))
-    }
+        impl $name {
+            /// Text known when the program is compiled. Meant for `const`
+            /// items, where invalid text stops the build.
+            pub const fn from_static(text: &'static str) -> $name {
+                assert!($valid(text.as_bytes()), "invalid header text");
+                $name(Cow::Borrowed(text))
+            }
 
-    /// Checks a name received or built at run time.
-    pub fn new(name: &str) -> Result<HeaderName, InvalidHeader> {
-        if valid_name(name.as_bytes()) {
-            Ok(HeaderName(Cow::Owned(name.to_owned())))
-        } else {
-            Err(InvalidHeader::Name)
+            /// Checks text received or built at run time.
+            pub fn new(text: impl Into<String>) -> Result<$name, InvalidHeader> {
+                let text = text.into();
+                if $valid(text.as_bytes()) {
+                    Ok($name(Cow::Owned(text)))
+                } else {
+                    Err($invalid)
+                }
+            }
+
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-    }
 
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A response header's value: without CR, LF or NUL, so that no value, a
-/// client-supplied one included, can end the field and start another.
-///
-/// ```
-/// use fileupload::model::http::HeaderValue;
-/// assert!(HeaderValue::new("text/plain; charset=utf-8").is_ok());
-/// assert!(HeaderValue::new("x\r\nSet-Cookie: a=b").is_err());
-/// assert!(HeaderValue::new("a\0b").is_err());
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeaderValue(Cow<'static, str>);
-
-impl HeaderValue {
-    /// A value known when the program is compiled. Meant for `const`
-    /// items, where an invalid value stops the build.
-    pub const fn from_static(value: &'static str) -> HeaderValue {
-        assert!(valid_value(value.as_bytes()), "invalid header value");
-        HeaderValue(Cow::Borrowed(value))
-    }
-
-    /// Checks a value received or built at run time.
-    pub fn new(value: impl Into<String>) -> Result<HeaderValue, InvalidHeader> {
-        let value = value.into();
-        if valid_value(value.as_bytes()) {
-            Ok(HeaderValue(Cow::Owned(value)))
-        } else {
-            Err(InvalidHeader::Value)
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
         }
-    }
 
-    /// The value as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl std::ops::Deref for HeaderName {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
+header_text!(
+    /// A response header's name: a non-empty token, so that writing it can
+    /// never break a response's head.
+    ///
+    /// ```
+    /// use fileupload::model::http::HeaderName;
+    /// assert!(HeaderName::new("X-Progress-ID").is_ok());
+    /// assert!(HeaderName::new("X-A: b").is_err());
+    /// assert!(HeaderName::new("").is_err());
+    /// ```
+    HeaderName,
+    valid_name,
+    InvalidHeader::Name
+);
 
-impl std::ops::Deref for HeaderValue {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for HeaderName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::fmt::Display for HeaderValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+header_text!(
+    /// A response header's value: without CR, LF or NUL, so that no value,
+    /// a client-supplied one included, can end the field and start another.
+    ///
+    /// ```
+    /// use fileupload::model::http::HeaderValue;
+    /// assert!(HeaderValue::new("text/plain; charset=utf-8").is_ok());
+    /// assert!(HeaderValue::new("x\r\nSet-Cookie: a=b").is_err());
+    /// assert!(HeaderValue::new("a\0b").is_err());
+    /// ```
+    HeaderValue,
+    valid_value,
+    InvalidHeader::Value
+);
 
 /// The header names the core answers with.
 pub(crate) mod header {

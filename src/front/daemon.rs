@@ -85,10 +85,16 @@ pub fn serve(service: Service, options: &Options) -> Result<(), String> {
 }
 
 /// The request's route, decided once: uploads go to a worker of their own.
+/// Without allocating but for a method sent in lower case.
 fn route_of(request: &tiny_http::Request) -> Route {
     let url = request.url();
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    route(&request.method().as_str().to_ascii_uppercase(), path, query)
+    let method = request.method().as_str();
+    if method.bytes().any(|b| b.is_ascii_lowercase()) {
+        route(&method.to_ascii_uppercase(), path, query)
+    } else {
+        route(method, path, query)
+    }
 }
 
 /// Reads the body only when the core asks, so that `100 Continue` is sent

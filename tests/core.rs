@@ -9,7 +9,7 @@ use std::process::Command;
 
 use fileupload::app::intercept::Limits;
 use fileupload::app::render::render;
-use fileupload::app::{App, route};
+use fileupload::app::{Answer, App, Route, route};
 use fileupload::model::http::{Request, Response};
 use fileupload::model::identifier::{Signer, to_hex};
 use fileupload::{Error, Pool};
@@ -679,4 +679,54 @@ fn demo_pages_only_when_asked() {
     );
     assert_eq!(ask(&plain, "GET", "/").status, 404);
     let _ = fs::remove_dir_all(&root);
+}
+
+/// What the log line and a front end read: the route decided once, the
+/// identifier as shown, the bytes received, and the answer before it is
+/// rendered.
+#[test]
+fn the_outcome_carries_what_the_log_reads() {
+    let core = Core::new("outcome");
+    let body = one_file("a.txt", b"hello\n");
+    let mut reader = body.as_slice();
+    let outcome = core.app.handle(
+        Route::Upload,
+        Request {
+            method: "POST".into(),
+            path: "/upload".into(),
+            query: "X-Progress-ID=logged".into(),
+            headers: vec![("Content-Type".into(), FORM.into())],
+            content_length: Some(body.len() as u64),
+            body: &mut reader,
+        },
+    );
+    assert_eq!(outcome.route, Some(Route::Upload));
+    assert_eq!(outcome.identifier.as_deref(), Some("logged"));
+    assert_eq!(outcome.received, body.len() as u64);
+    assert_eq!(outcome.status(), 201);
+    assert!(
+        matches!(&outcome.answer, Ok(Answer::Uploaded { html: false, description }) if description.files().len() == 1),
+        "{:?}",
+        outcome.answer
+    );
+    let mut empty: &[u8] = b"";
+    let outcome = core.app.handle(
+        Route::Status,
+        Request {
+            method: "GET".into(),
+            path: "/upload/status".into(),
+            query: "X-Progress-ID=..&callback=cb".into(),
+            headers: Vec::new(),
+            content_length: None,
+            body: &mut empty,
+        },
+    );
+    assert_eq!(outcome.identifier.as_deref(), Some(".."));
+    assert_eq!(outcome.callback.as_deref(), Some("cb"));
+    assert_eq!(outcome.received, 0);
+    assert_eq!(outcome.status(), 400);
+    assert_eq!(
+        outcome.answer.as_ref().map_err(Error::kind).err(),
+        Some(fileupload::model::error::ErrorKind::BadRequest)
+    );
 }

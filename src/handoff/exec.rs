@@ -182,6 +182,14 @@ mod tests {
         let r = parse_response(b"Status: 404\nContent-Type: text/plain\n\n").unwrap();
         assert_eq!(r.status, 404);
         assert!(r.body.is_empty());
+        // A header that could split the client's response is dropped, the
+        // rest relayed.
+        let r =
+            parse_response(b"Content-Type: text/plain\nX-Bad: a\rb\nX-Nul: a\0b\nX-Ok: c\n\nbody")
+                .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"body"[..]));
+        let names: Vec<&str> = r.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["Content-Type", "X-Ok"]);
         for bad in [
             &b""[..],
             b"Content-Type: text/plain",

@@ -4,11 +4,11 @@
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::model::http::Response;
+use crate::app::Outcome;
 
 /// Writes `time method path status bytes duration identifier` to stderr,
 /// where bytes are the request body bytes read.
-pub fn request(method: &str, path: &str, response: &Response, took: Duration) {
+pub(crate) fn request(method: &str, path: &str, outcome: &Outcome, took: Duration) {
     // One write per line: stderr is unbuffered, and `eprintln!` would write
     // each piece on its own (15 system calls a request), letting the lines
     // of concurrent requests cut into each other.
@@ -17,10 +17,10 @@ pub fn request(method: &str, path: &str, response: &Response, took: Duration) {
         timestamp(SystemTime::now()),
         method,
         crate::model::status::strip_controls(path),
-        response.status,
-        response.received,
+        outcome.status(),
+        outcome.received,
         took.as_secs_f64(),
-        response
+        outcome
             .identifier
             .as_deref()
             .map(crate::model::status::strip_controls)
@@ -31,13 +31,7 @@ pub fn request(method: &str, path: &str, response: &Response, took: Duration) {
 }
 
 /// RFC 3339 UTC time to the second, e.g. `2026-11-28T03:07:46Z`.
-///
-/// ```
-/// use std::time::{Duration, UNIX_EPOCH};
-/// let t = UNIX_EPOCH + Duration::from_secs(1_795_489_666);
-/// assert_eq!(fileupload::log::timestamp(t), "2026-11-24T03:07:46Z");
-/// ```
-pub fn timestamp(t: SystemTime) -> String {
+pub(crate) fn timestamp(t: SystemTime) -> String {
     let c = Civil::of(t);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
@@ -46,13 +40,7 @@ pub fn timestamp(t: SystemTime) -> String {
 }
 
 /// The HTTP date (RFC 9110 section 5.6.7), e.g. `Tue, 24 Nov 2026 03:07:46 GMT`.
-///
-/// ```
-/// use std::time::{Duration, UNIX_EPOCH};
-/// let t = UNIX_EPOCH + Duration::from_secs(1_795_489_666);
-/// assert_eq!(fileupload::log::http_date(t), "Tue, 24 Nov 2026 03:07:46 GMT");
-/// ```
-pub fn http_date(t: SystemTime) -> String {
+pub(crate) fn http_date(t: SystemTime) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -107,5 +95,26 @@ impl Civil {
             minute: rem / 60 % 60,
             second: rem % 60,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn timestamps() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_489_666);
+        assert_eq!(super::timestamp(t), "2026-11-24T03:07:46Z");
+        assert_eq!(super::http_date(t), "Tue, 24 Nov 2026 03:07:46 GMT");
+        assert_eq!(super::timestamp(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            super::http_date(UNIX_EPOCH),
+            "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+        // A leap day.
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(super::timestamp(t), "2000-02-29T00:00:00Z");
+        assert_eq!(super::http_date(t), "Tue, 29 Feb 2000 00:00:00 GMT");
     }
 }

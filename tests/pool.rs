@@ -7,9 +7,10 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use fileupload::app::App;
 use fileupload::app::intercept::Limits;
-use fileupload::model::http::Request;
+use fileupload::app::render::render;
+use fileupload::app::{App, route};
+use fileupload::model::http::{Request, Response};
 use fileupload::model::identifier::{Identifier, Signer};
 use fileupload::model::status::State;
 use fileupload::{Error, Pool};
@@ -77,12 +78,10 @@ fn upload_status_clear_in_memory() {
     let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
     let b = body(&[("f", Some("data.bin"), &data), ("k", None, b"v")]);
     let len = b.len() as u64;
-    let r = app.handle(request(
-        "POST",
-        "/upload?X-Progress-ID=mem",
-        &mut &b[..],
-        Some(len),
-    ));
+    let r = ask(
+        &app,
+        request("POST", "/upload?X-Progress-ID=mem", &mut &b[..], Some(len)),
+    );
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let d = json(&r.body);
     assert_eq!(d["state"], "done");
@@ -90,19 +89,20 @@ fn upload_status_clear_in_memory() {
     assert_eq!(d["files"][0]["length"], 2_000_000);
     assert_eq!(d["fields"]["k"][0], "v");
     assert_eq!(fs::read(dir.join("mem/0")).unwrap(), data);
-    let r = app.handle(request(
-        "GET",
-        "/upload/status?X-Progress-ID=mem",
-        &mut &b""[..],
-        None,
-    ));
+    let r = ask(
+        &app,
+        request(
+            "GET",
+            "/upload/status?X-Progress-ID=mem",
+            &mut &b""[..],
+            None,
+        ),
+    );
     assert_eq!(json(&r.body), d);
-    let r = app.handle(request(
-        "DELETE",
-        "/upload?X-Progress-ID=mem",
-        &mut &b""[..],
-        None,
-    ));
+    let r = ask(
+        &app,
+        request("DELETE", "/upload?X-Progress-ID=mem", &mut &b""[..], None),
+    );
     assert_eq!(json(&r.body), serde_json::json!({"success": true}));
     assert!(!dir.join("mem").exists());
     fs::remove_dir_all(&dir).unwrap();
@@ -306,4 +306,10 @@ fn status_reads_are_whole_and_go_forward_while_a_writer_publishes() {
         r.join().unwrap();
     }
     fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Routes, answers and renders a request as a front end does.
+fn ask(app: &App, request: Request<'_>) -> Response {
+    let route = route(&request.method, &request.path, &request.query);
+    render(app.handle(route, request))
 }

@@ -12,9 +12,10 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use fileupload::Pool;
-use fileupload::app::App;
 use fileupload::app::intercept::Limits;
-use fileupload::model::http::Request;
+use fileupload::app::render::render;
+use fileupload::app::{App, route};
+use fileupload::model::http::{Request, Response};
 use fileupload::model::identifier::Signer;
 use fileupload::model::multipart::Parser;
 
@@ -225,17 +226,20 @@ fn upload(app: &App, id: &str, boundary: &str, body: &[u8], rng: Rng) -> (u16, s
         rng,
         max: 70_000,
     };
-    let response = app.handle(Request {
-        method: "POST".into(),
-        path: "/upload".into(),
-        query: format!("X-Progress-ID={id}"),
-        headers: vec![(
-            "Content-Type".into(),
-            format!("multipart/form-data; boundary=\"{boundary}\""),
-        )],
-        content_length: Some(body.len() as u64),
-        body: &mut reader,
-    });
+    let response = ask(
+        app,
+        Request {
+            method: "POST".into(),
+            path: "/upload".into(),
+            query: format!("X-Progress-ID={id}"),
+            headers: vec![(
+                "Content-Type".into(),
+                format!("multipart/form-data; boundary=\"{boundary}\""),
+            )],
+            content_length: Some(body.len() as u64),
+            body: &mut reader,
+        },
+    );
     let json = serde_json::from_slice(&response.body)
         .unwrap_or_else(|e| panic!("reply is not JSON ({e}): {:?}", response.body));
     (response.status, json)
@@ -501,14 +505,17 @@ fn random_requests_never_panic() {
         let n = rng.below(100);
         let body = rng.bytes(n);
         let mut reader = &body[..];
-        let response = app.handle(Request {
-            method,
-            path,
-            query,
-            headers,
-            content_length: Some(body.len() as u64),
-            body: &mut reader,
-        });
+        let response = ask(
+            &app,
+            Request {
+                method,
+                path,
+                query,
+                headers,
+                content_length: Some(body.len() as u64),
+                body: &mut reader,
+            },
+        );
         assert!(
             (200..600).contains(&response.status),
             "case {case}: {}",
@@ -522,4 +529,10 @@ fn random_requests_never_panic() {
         }
     }
     fs::remove_dir_all(&root).unwrap();
+}
+
+/// Routes, answers and renders a request as a front end does.
+fn ask(app: &App, request: Request<'_>) -> Response {
+    let route = route(&request.method, &request.path, &request.query);
+    render(app.handle(route, request))
 }

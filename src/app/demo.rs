@@ -6,97 +6,106 @@
 //! The pages use relative URLs only (`upload`, `upload/status`, `demo/…`),
 //! so they keep working wherever the daemon's root is mounted.
 
-use crate::model::http::Response;
+use crate::model::http::HeaderValue;
 
 /// What the demo responses allow the browser to load: this origin only.
 /// Nothing is fetched from elsewhere, and no inline script or style is
 /// needed, so a page that someone managed to inject markup into still could
 /// not run it.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self'; connect-src 'self'; img-src 'self'; frame-src 'self'; \
      form-action 'self'; base-uri 'none'; frame-ancestors 'self'";
 
-/// One file of the demo, served from the binary.
-struct Asset {
-    path: &'static str,
-    content_type: &'static str,
-    body: &'static str,
+/// One file of the demo, served from the binary (rendered by
+/// [`crate::app::render::render`]).
+#[derive(Debug)]
+pub struct Page {
+    pub(crate) path: &'static str,
+    pub(crate) content_type: HeaderValue,
+    pub(crate) body: &'static str,
 }
 
-const HTML: &str = "text/html; charset=utf-8";
-const CSS: &str = "text/css; charset=utf-8";
-const JS: &str = "text/javascript; charset=utf-8";
+const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+const CSS: HeaderValue = HeaderValue::from_static("text/css; charset=utf-8");
+const JS: HeaderValue = HeaderValue::from_static("text/javascript; charset=utf-8");
 
-const ASSETS: &[Asset] = &[
-    Asset {
+static ASSETS: &[Page] = &[
+    Page {
         path: "/",
         content_type: HTML,
         body: include_str!("../../assets/demo/index.html"),
     },
-    Asset {
+    Page {
         path: "/iframe",
         content_type: HTML,
         body: include_str!("../../assets/demo/iframe.html"),
     },
-    Asset {
+    Page {
         path: "/demo/demo.css",
         content_type: CSS,
         body: include_str!("../../assets/demo/demo.css"),
     },
-    Asset {
+    Page {
         path: "/demo/icon.svg",
-        content_type: "image/svg+xml",
+        content_type: HeaderValue::from_static("image/svg+xml"),
         body: include_str!("../../assets/demo/icon.svg"),
     },
-    Asset {
+    Page {
         path: "/demo/common.js",
         content_type: JS,
         body: include_str!("../../assets/demo/common.js"),
     },
-    Asset {
+    Page {
         path: "/demo/page.js",
         content_type: JS,
         body: include_str!("../../assets/demo/page.js"),
     },
-    Asset {
+    Page {
         path: "/demo/iframe.js",
         content_type: JS,
         body: include_str!("../../assets/demo/iframe.js"),
     },
 ];
 
-/// The demo's answer to a request, or `None` when the request is not for
+/// The demo's page for a request, or `None` when the request is not for
 /// one of its pages (the core then answers as usual).
 ///
 /// Only exact paths that the protocol's routes never take are served, so
 /// the demo can neither shadow nor change the protocol.
-///
-/// ```
-/// use fileupload::app::demo::page;
-/// let index = page("GET", "/").unwrap();
-/// assert_eq!(index.status, 200);
-/// assert_eq!(index.header("Content-Type"), Some("text/html; charset=utf-8"));
-/// assert!(page("GET", "/iframe").is_some());
-/// assert!(page("POST", "/").is_none());
-/// assert!(page("GET", "/upload").is_none());
-/// ```
-pub fn page(method: &str, path: &str) -> Option<Response> {
+pub(crate) fn page(method: &str, path: &str) -> Option<&'static Page> {
     if !matches!(method, "GET" | "HEAD") {
         return None;
     }
-    let asset = ASSETS.iter().find(|a| a.path == path)?;
-    Some(
-        Response::new(200, asset.content_type, asset.body.as_bytes().to_vec())
-            .with_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-            .with_header("X-Content-Type-Options", "nosniff")
-            .with_header("Referrer-Policy", "no-referrer"),
-    )
+    ASSETS.iter().find(|a| a.path == path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::{Route, route};
+    use crate::app::render::render;
+    use crate::app::{Answer, Outcome, Route, route};
+
+    fn serve(method: &str, path: &str) -> Option<crate::model::http::Response> {
+        let mut outcome = Outcome::new(Route::NotFound);
+        outcome.answer = Ok(Answer::Page(page(method, path)?));
+        Some(render(outcome))
+    }
+
+    #[test]
+    fn index() {
+        let index = serve("GET", "/").unwrap();
+        assert_eq!(index.status, 200);
+        assert_eq!(
+            index.header("Content-Type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(index.header("Cache-Control"), Some("no-store"));
+        assert_eq!(index.header("X-Content-Type-Options"), Some("nosniff"));
+        assert_eq!(index.header("Referrer-Policy"), Some("no-referrer"));
+        assert!(page("GET", "/iframe").is_some());
+        assert!(page("POST", "/").is_none());
+        assert!(page("GET", "/upload").is_none());
+    }
 
     #[test]
     fn never_takes_a_protocol_route() {
@@ -114,9 +123,9 @@ mod tests {
     fn serves_every_asset_with_its_policy() {
         for asset in ASSETS {
             for method in ["GET", "HEAD"] {
-                let r = page(method, asset.path).unwrap();
+                let r = serve(method, asset.path).unwrap();
                 assert_eq!(r.status, 200);
-                assert_eq!(r.header("Content-Type"), Some(asset.content_type));
+                assert_eq!(r.header("Content-Type"), Some(&*asset.content_type));
                 assert_eq!(
                     r.header("Content-Security-Policy"),
                     Some(CONTENT_SECURITY_POLICY)

@@ -11,7 +11,7 @@ use crate::pool::Upload;
 
 /// The most bytes of non-file form fields kept: names and values, and one
 /// byte more per field, so that a flood of empty fields is bounded too.
-pub const MAX_FIELD_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_FIELD_BYTES: usize = 64 * 1024;
 
 /// Limits applied while receiving an upload.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +37,7 @@ impl Default for Limits {
 
 /// Receives a multipart body into `upload`. On error the caller fails the
 /// upload; `upload` says how far it got.
-pub fn receive(
+pub(crate) fn receive(
     upload: &mut Upload,
     body: &mut dyn Read,
     boundary: &str,

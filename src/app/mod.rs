@@ -1,20 +1,24 @@
-//! The core: one function, [`App::handle`], that routes a [`Request`] and
-//! answers it. Front ends only translate to and from it.
+//! The core: one function, [`App::handle`], that answers a routed
+//! [`Request`] with a typed [`Outcome`]; [`render::render`] turns that into
+//! the [`Response`] every front end writes. Front ends only translate to
+//! and from these.
 
 pub mod demo;
 pub mod intercept;
+pub mod render;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::model::error::{Error, Result};
-use crate::model::http::{Request, Response, escape_html, prefers_html, valid_callback};
+use crate::model::error::{Error, ErrorKind, Result};
+use crate::model::http::{Request, Response, prefers_html, valid_callback};
 use crate::model::identifier::Identifier;
 use crate::model::multipart;
+use crate::model::status::Status;
 use crate::pool::Pool;
 use intercept::Limits;
 
 /// The name of the identifier, as a query parameter and as a header.
-pub const PROGRESS_ID: &str = "X-Progress-ID";
+pub(crate) const PROGRESS_ID: &str = "X-Progress-ID";
 
 /// What the program serves, and with which limits.
 #[derive(Debug)]
@@ -43,7 +47,11 @@ pub enum Route {
 }
 
 /// Routes by the end of the path, so the program answers wherever it is
-/// mounted (`/upload`, `/cgi-bin/fileupload/upload`, …).
+/// mounted (`/upload`, `/cgi-bin/fileupload/upload`, …). A front end calls
+/// it once per request and hands the route to [`App::handle`] (through
+/// [`crate::handoff::Service::handle`]); it allocates nothing, so a front
+/// end may call it on every request's head before it decides where to
+/// answer it.
 ///
 /// ```
 /// use fileupload::app::{route, Route};
@@ -56,7 +64,10 @@ pub enum Route {
 /// ```
 pub fn route(method: &str, path: &str, query: &str) -> Route {
     let path = path.strip_suffix('/').unwrap_or(path);
-    let is = |end: &str| path == end || path.ends_with(&format!("/{end}"));
+    let is = |end: &str| {
+        path.strip_suffix(end)
+            .is_some_and(|before| before.is_empty() || before.ends_with('/'))
+    };
     let flag = |name: &str| query.split('&').any(|p| p.split('=').next() == Some(name));
     let read = matches!(method, "GET" | "HEAD");
     if is("upload/status") {
@@ -85,6 +96,82 @@ pub fn route(method: &str, path: &str, query: &str) -> Route {
     }
 }
 
+/// What the core made of one request: everything a front end renders
+/// (see [`render::render`]) and logs. Nothing in it is HTTP yet.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The route, decided once for the request; `None` when the request
+    /// could not even be read (a malformed CGI environment).
+    pub route: Option<Route>,
+    /// The upload identifier the request was about, as the client sent it
+    /// or as it was minted for it.
+    pub identifier: Option<String>,
+    /// Request body bytes read.
+    pub received: u64,
+    /// The JSONP callback the answer is wrapped in, once it was found
+    /// acceptable (status and clear only).
+    pub callback: Option<String>,
+    /// The answer, or the failure to answer with.
+    pub answer: Result<Answer>,
+}
+
+/// The core's answer to a request, before it is rendered.
+#[derive(Debug)]
+pub enum Answer {
+    /// The status of an upload (`…/upload/status`).
+    Status(Status),
+    /// The upload was cleared, or there was none (`…/upload/clear`).
+    Cleared,
+    /// An upload was stored; this is its description, rendered as the
+    /// iframe transport's HTML when the client prefers HTML, else as JSON.
+    Uploaded {
+        /// The description (the upload's status in state `done`).
+        description: Status,
+        /// Whether the client prefers `text/html` (a browser's form post).
+        html: bool,
+    },
+    /// A page of the demo.
+    Page(&'static demo::Page),
+    /// The answer of the application behind the core (`--backend`,
+    /// `--exec`), relayed as it came, but for headers that fail the check
+    /// of [`crate::model::http::HeaderValue`].
+    Application(Response),
+}
+
+impl Outcome {
+    /// The outcome of a request on `route` that has not been answered yet.
+    pub(crate) fn new(route: Route) -> Outcome {
+        Outcome {
+            route: Some(route),
+            identifier: None,
+            received: 0,
+            callback: None,
+            answer: Err(Error::internal("the request was not answered")),
+        }
+    }
+
+    /// The outcome of a request that could not be read at all.
+    pub(crate) fn refused(err: Error) -> Outcome {
+        Outcome {
+            route: None,
+            identifier: None,
+            received: 0,
+            callback: None,
+            answer: Err(err),
+        }
+    }
+
+    /// The HTTP status the outcome is rendered with.
+    pub fn status(&self) -> u16 {
+        match &self.answer {
+            Ok(Answer::Status(_) | Answer::Cleared | Answer::Page(_)) => 200,
+            Ok(Answer::Uploaded { .. }) => 201,
+            Ok(Answer::Application(response)) => response.status,
+            Err(e) => e.status(),
+        }
+    }
+}
+
 impl App {
     /// An app over `pool`. With `takes_uploads` false (a dedicated upload
     /// server is configured elsewhere) uploads are not taken here.
@@ -106,55 +193,37 @@ impl App {
     }
 
     /// The pool this app serves.
-    pub fn pool(&self) -> &Pool {
+    pub(crate) fn pool(&self) -> &Pool {
         &self.pool
     }
 
     /// Uploads in progress in this process.
-    pub fn uploads_in_progress(&self) -> usize {
+    pub(crate) fn uploads_in_progress(&self) -> usize {
         self.uploads.load(Ordering::SeqCst)
     }
 
-    /// Routes the request and answers it.
-    pub fn handle(&self, request: Request<'_>) -> Response {
-        let route = route(&request.method, &request.path, &request.query);
+    /// Answers a request on `route`, which the front end decided with
+    /// [`route`] from the same request's method, path and query.
+    pub fn handle(&self, route: Route, request: Request<'_>) -> Outcome {
+        let mut outcome = Outcome::new(route);
         if route == Route::NotFound
             && self.demo
-            && let Some(page) = crate::app::demo::page(&request.method, &request.path)
+            && let Some(page) = demo::page(&request.method, &request.path)
         {
-            return page;
+            outcome.answer = Ok(Answer::Page(page));
+            return outcome;
         }
         let params = request.params();
-        let mut identifier = None;
-        let mut callback = None;
-        let result = match route {
-            Route::Upload if self.takes_uploads => self.upload(request, &params, &mut identifier),
+        outcome.answer = match route {
+            Route::Upload if self.takes_uploads => self.upload(request, &params, &mut outcome),
             Route::Upload | Route::NotFound => Err(Error::not_found("not found")),
-            Route::MethodNotAllowed(allow) => {
-                return error_response(&Error::new(405, "method not allowed"), None)
-                    .with_header("Allow", allow);
-            }
-            Route::Status | Route::Clear => {
-                match params
-                    .iter()
-                    .find(|(n, _)| n == "callback")
-                    .map(|(_, v)| v.as_str())
-                {
-                    Some(name) if !valid_callback(name) => {
-                        Err(Error::bad_request("invalid callback name"))
-                    }
-                    name => {
-                        callback = name;
-                        self.query(route, &request, &params, callback, &mut identifier)
-                    }
-                }
-            }
+            Route::MethodNotAllowed(_) => Err(Error::new(
+                ErrorKind::MethodNotAllowed,
+                "method not allowed",
+            )),
+            Route::Status | Route::Clear => self.query(route, &request, &params, &mut outcome),
         };
-        let mut response = result.unwrap_or_else(|e| error_response(&e, callback));
-        if response.identifier.is_none() {
-            response.identifier = identifier;
-        }
-        response
+        outcome
     }
 
     fn query(
@@ -162,44 +231,46 @@ impl App {
         route: Route,
         request: &Request<'_>,
         params: &[(String, String)],
-        callback: Option<&str>,
-        shown: &mut Option<String>,
-    ) -> Result<Response> {
-        *shown = identifier_text(request, params).map(str::to_owned);
-        let text = shown
+        outcome: &mut Outcome,
+    ) -> Result<Answer> {
+        if let Some((_, name)) = params.iter().find(|(n, _)| n == "callback") {
+            if !valid_callback(name) {
+                return Err(Error::bad_request("invalid callback name"));
+            }
+            outcome.callback = Some(name.clone());
+        }
+        outcome.identifier = identifier_text(request, params).map(str::to_owned);
+        let text = outcome
+            .identifier
             .as_deref()
             .ok_or_else(|| Error::bad_request("the X-Progress-ID identifier is missing"))?;
         let id = self.pool.verify_identifier(text)?;
-        let json = if route == Route::Status {
-            let status = self.pool.access_upload_bucket(&id).status()?;
-            serde_json::to_string(&status)
+        if route == Route::Status {
+            Ok(Answer::Status(
+                self.pool.access_upload_bucket(&id).status()?,
+            ))
         } else {
             self.pool.clear_upload_bucket(&id)?;
-            serde_json::to_string(&serde_json::json!({"success": true}))
+            Ok(Answer::Cleared)
         }
-        .map_err(|e| Error::internal(format!("cannot encode the answer: {e}")))?;
-        Ok(match callback {
-            Some(name) => jsonp(200, name, &json),
-            None => Response::new(200, "application/json", json.into_bytes()),
-        })
     }
 
     fn upload(
         &self,
         request: Request<'_>,
         params: &[(String, String)],
-        shown: &mut Option<String>,
-    ) -> Result<Response> {
+        outcome: &mut Outcome,
+    ) -> Result<Answer> {
         let content_type = request.header("Content-Type").unwrap_or("");
         let boundary = multipart::boundary(content_type)?;
         let id = match identifier_text(&request, params) {
             Some(text) => {
-                *shown = Some(text.to_owned());
+                outcome.identifier = Some(text.to_owned());
                 self.pool.verify_identifier(text)?
             }
             None => {
                 let id = self.pool.create_identifier()?;
-                *shown = Some(self.pool.format_identifier(&id));
+                outcome.identifier = Some(self.pool.format_identifier(&id));
                 id
             }
         };
@@ -215,26 +286,16 @@ impl App {
         let _slot = self.take_slot()?;
         let mut upload = self.pool.begin_upload(&id, size)?;
         let html = request.header("Accept").is_some_and(prefers_html);
-        match intercept::receive(&mut upload, request.body, &boundary, self.limits) {
-            Ok(()) => {
-                let received = upload.status().received.unwrap_or(0);
-                let description = upload.finish()?;
-                let mut response = if html {
-                    let json = serde_json::to_string(&description)
-                        .map_err(|e| Error::internal(format!("cannot encode the answer: {e}")))?;
-                    html_reply(&self.pool.format_identifier(&id), &json)
-                } else {
-                    Response::json(201, &description)
-                };
-                response.received = received;
-                Ok(response)
-            }
+        let received = intercept::receive(&mut upload, request.body, &boundary, self.limits);
+        outcome.received = upload.status().received.unwrap_or(0);
+        match received {
+            Ok(()) => Ok(Answer::Uploaded {
+                description: upload.finish()?,
+                html,
+            }),
             Err(e) => {
-                let received = upload.status().received.unwrap_or(0);
                 upload.fail(&e);
-                let mut response = error_response(&e, None);
-                response.received = received;
-                Ok(response)
+                Err(e)
             }
         }
     }
@@ -244,7 +305,7 @@ impl App {
     fn refuse(&self, id: &Identifier, size: Option<u64>, err: Error) -> Error {
         match self.pool.record_failure(id, size, &err) {
             // Another writer has the bucket: that is the answer to give.
-            Err(conflict) if conflict.status() == 409 => conflict,
+            Err(conflict) if conflict.kind() == ErrorKind::Conflict => conflict,
             _ => err,
         }
     }
@@ -254,7 +315,7 @@ impl App {
         let slot = Slot(&self.uploads);
         if taken >= self.max_uploads {
             return Err(Error::new(
-                503,
+                ErrorKind::Unavailable,
                 format!(
                     "too many uploads in progress (at most {}); try again shortly",
                     self.max_uploads
@@ -284,35 +345,4 @@ fn identifier_text<'r>(
         .find(|(n, _)| n.eq_ignore_ascii_case(PROGRESS_ID))
         .map(|(_, v)| v.as_str())
         .or_else(|| request.header(PROGRESS_ID))
-}
-
-/// The answer for an error: its JSON (or JSONP) body with its status.
-pub fn error_response(err: &Error, callback: Option<&str>) -> Response {
-    let mut response = match callback {
-        Some(name) => jsonp(err.status(), name, &err.to_json().to_string()),
-        None => Response::json(err.status(), &err.to_json()),
-    };
-    if err.status() == 503 {
-        response = response.with_header("Retry-After", "5");
-    }
-    response
-}
-
-/// `/**/NAME(json);`: the comment and `nosniff` defend against the Rosetta
-/// Flash class of attacks (CVE-2014-4671).
-fn jsonp(status: u16, name: &str, json: &str) -> Response {
-    let body = format!("/**/{name}({json});").into_bytes();
-    Response::new(status, "application/javascript", body)
-        .with_header("X-Content-Type-Options", "nosniff")
-}
-
-/// The original's iframe transport: the description in data attributes.
-fn html_reply(identifier: &str, json: &str) -> Response {
-    let body = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Upload complete</title></head>\n\
-         <body data-upload-identifier=\"{}\" data-upload-info=\"{}\"><p>Upload complete.</p></body></html>\n",
-        escape_html(identifier),
-        escape_html(json)
-    );
-    Response::new(201, "text/html; charset=utf-8", body.into_bytes())
 }

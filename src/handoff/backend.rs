@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use super::MAX_ANSWER;
-use crate::model::error::{Error, Result};
+use super::{MAX_ANSWER, relayed_header};
+use crate::model::error::{Error, ErrorKind, Result};
 use crate::model::http::{Request, Response};
 
 /// How long an application may take to connect and to answer.
@@ -87,16 +87,11 @@ impl Backend {
             .send(body)
             .map_err(|e| unreachable_app(&self.url, &e))?;
         let status = answer.status().as_u16();
-        let relayed: Vec<(String, String)> = answer
+        let headers = answer
             .headers()
             .iter()
             .filter(|(n, _)| !HOP_BY_HOP.contains(&n.as_str()))
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
+            .filter_map(|(n, v)| relayed_header(n.as_str(), &String::from_utf8_lossy(v.as_bytes())))
             .collect();
         let body = answer
             .into_body()
@@ -104,9 +99,11 @@ impl Backend {
             .limit(MAX_ANSWER)
             .read_to_vec()
             .map_err(|e| unreachable_app(&self.url, &e))?;
-        let mut response = Response::new(status, "", body);
-        response.headers = relayed;
-        Ok(response)
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -114,7 +111,7 @@ impl Backend {
 /// go only to the log.
 fn unreachable_app(url: &str, e: &dyn std::fmt::Display) -> Error {
     eprintln!("fileupload: the application at {url} failed: {e}");
-    Error::new(502, "the application cannot be reached")
+    Error::new(ErrorKind::BadGateway, "the application cannot be reached")
 }
 
 #[cfg(test)]

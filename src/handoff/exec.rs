@@ -7,9 +7,9 @@ use std::io::{self, Read};
 use std::process::{Command, Stdio};
 use std::thread;
 
-use super::MAX_ANSWER;
-use crate::model::error::{Error, Result};
-use crate::model::http::Response;
+use super::{MAX_ANSWER, relayed_header};
+use crate::model::error::{Error, ErrorKind, Result};
+use crate::model::http::{HeaderName, Response};
 
 /// The most bytes of headers a CGI program's answer may have.
 const MAX_HEAD: usize = 64 * 1024;
@@ -27,7 +27,7 @@ pub(crate) fn run_program(
             "fileupload: the application {} failed: {e}",
             program.to_string_lossy()
         );
-        Error::new(502, "the application failed")
+        Error::new(ErrorKind::BadGateway, "the application failed")
     };
     let mut child = Command::new(program)
         .args(args)
@@ -76,9 +76,16 @@ pub(crate) fn run_program(
 /// a `Location` without it is a redirect (302). Anything else is refused,
 /// as a web server would refuse it.
 pub(crate) fn parse_response(output: &[u8]) -> Result<Response> {
-    let bad = |why: &str| Error::new(502, format!("the application's answer is malformed: {why}"));
+    let bad = |why: &str| {
+        Error::new(
+            ErrorKind::BadGateway,
+            format!("the application's answer is malformed: {why}"),
+        )
+    };
     let mut rest = output;
-    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut headers = Vec::new();
+    // Header lines, those dropped as unsafe to relay included.
+    let mut header_lines = 0usize;
     let mut status = None;
     loop {
         let end = rest
@@ -109,22 +116,29 @@ pub(crate) fn parse_response(output: &[u8]) -> Result<Response> {
                 .ok_or_else(|| bad("an invalid Status"))?;
             status = Some(code);
         } else {
-            headers.push((name.to_owned(), value.to_owned()));
+            header_lines += 1;
+            headers.extend(relayed_header(name, value));
         }
-        if headers.len() > 1000 {
+        if header_lines > 1000 {
             return Err(bad("too many headers"));
         }
     }
-    let has = |n: &str| headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n));
+    let has = |n: &str| {
+        headers
+            .iter()
+            .any(|(h, _): &(HeaderName, _)| h.eq_ignore_ascii_case(n))
+    };
     let status = match status {
         Some(code) => code,
         None if has("Location") => 302,
         None if has("Content-Type") => 200,
         None => return Err(bad("neither Status, Location nor Content-Type")),
     };
-    let mut response = Response::new(status, "", rest.to_vec());
-    response.headers = headers;
-    Ok(response)
+    Ok(Response {
+        status,
+        headers,
+        body: rest.to_vec(),
+    })
 }
 
 #[cfg(test)]
@@ -168,6 +182,14 @@ mod tests {
         let r = parse_response(b"Status: 404\nContent-Type: text/plain\n\n").unwrap();
         assert_eq!(r.status, 404);
         assert!(r.body.is_empty());
+        // A header that could split the client's response is dropped, the
+        // rest relayed.
+        let r =
+            parse_response(b"Content-Type: text/plain\nX-Bad: a\rb\nX-Nul: a\0b\nX-Ok: c\n\nbody")
+                .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"body"[..]));
+        let names: Vec<&str> = r.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["Content-Type", "X-Ok"]);
         for bad in [
             &b""[..],
             b"Content-Type: text/plain",

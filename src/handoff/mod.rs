@@ -11,16 +11,16 @@
 //! Either way the application's answer is the client's answer. With no
 //! application the description itself is the answer, as the core gives it.
 
-pub mod backend;
+pub(crate) mod backend;
 pub(crate) mod exec;
 
 use std::ffi::OsString;
 
 pub use backend::Backend;
 
-use crate::app::{App, PROGRESS_ID, Route, error_response, route};
-use crate::model::error::{Error, Result};
-use crate::model::http::{Request, Response};
+use crate::app::{Answer, App, Outcome, PROGRESS_ID, Route};
+use crate::model::error::{Error, ErrorKind, Result};
+use crate::model::http::{HeaderName, HeaderValue, Request, Response};
 use crate::model::status::State;
 
 /// The most bytes of an application's answer relayed to the client.
@@ -61,16 +61,16 @@ impl Service {
     }
 
     /// The core.
-    pub fn app(&self) -> &App {
+    pub(crate) fn app(&self) -> &App {
         &self.app
     }
 
-    /// Answers a request: through the core, then the application.
-    pub fn handle(&self, request: Request<'_>) -> Response {
+    /// Answers a request on `route` (see [`crate::app::route`]): through
+    /// the core, then the application.
+    pub fn handle(&self, route: Route, request: Request<'_>) -> Outcome {
         let Some(application) = &self.application else {
-            return self.app.handle(request);
+            return self.app.handle(route, request);
         };
-        let route = route(&request.method, &request.path, &request.query);
         let unchanged = match route {
             Route::Upload => !self.takes_uploads,
             Route::NotFound | Route::MethodNotAllowed(_) => {
@@ -79,20 +79,18 @@ impl Service {
             Route::Status | Route::Clear => false,
         };
         if unchanged {
-            return pass_unchanged(application, request)
-                .unwrap_or_else(|e| error_response(&e, None));
+            let mut outcome = Outcome::new(route);
+            outcome.answer = pass_unchanged(application, request).map(Answer::Application);
+            return outcome;
         }
         let forwarded = forwarded_headers(&request.headers);
-        let response = self.app.handle(request);
-        if route != Route::Upload || response.status != 201 {
-            return response;
+        let mut outcome = self.app.handle(route, request);
+        if let Ok(Answer::Uploaded { .. }) = outcome.answer {
+            outcome.answer = self
+                .hand_over(application, outcome.identifier.as_deref(), &forwarded)
+                .map(Answer::Application);
         }
-        let mut answer = self
-            .hand_over(application, &response, &forwarded)
-            .unwrap_or_else(|e| error_response(&e, None));
-        answer.identifier = response.identifier;
-        answer.received = response.received;
-        answer
+        outcome
     }
 
     /// Hands a finished upload's description to the application. On
@@ -100,19 +98,18 @@ impl Service {
     fn hand_over(
         &self,
         application: &Application,
-        response: &Response,
+        shown: Option<&str>,
         forwarded: &[(String, String)],
     ) -> Result<Response> {
         let pool = self.app.pool();
-        let shown = response
-            .identifier
-            .as_deref()
-            .ok_or_else(|| Error::internal("the upload has no identifier"))?;
+        let shown = shown.ok_or_else(|| Error::internal("the upload has no identifier"))?;
         let id = pool.verify_identifier(shown)?;
+        // Read again, with each file's path: the description the client
+        // gets has none.
         let description = pool.access_upload_bucket(&id).description()?;
         if description.state != State::Done {
             return Err(Error::new(
-                410,
+                ErrorKind::Gone,
                 "the upload was cleared before it could be handed over",
             ));
         }
@@ -132,6 +129,22 @@ impl Service {
                 headers.push((PROGRESS_ID.into(), shown.to_owned()));
                 backend.post(&headers, json.as_slice())
             }
+        }
+    }
+}
+
+/// An application's header, typed to be written to a client; `None`, and
+/// a line in the log, for one that could break the response's head (a
+/// name that is not a token, a value with CR, LF or NUL).
+fn relayed_header(name: &str, value: &str) -> Option<(HeaderName, HeaderValue)> {
+    match (HeaderName::new(name), HeaderValue::new(value)) {
+        (Ok(name), Ok(value)) => Some((name, value)),
+        (Err(why), _) | (_, Err(why)) => {
+            eprintln!(
+                "fileupload: dropped a header of the application's answer: {why}: {:?}",
+                name
+            );
+            None
         }
     }
 }
@@ -161,6 +174,15 @@ fn pass_unchanged(application: &Application, request: Request<'_>) -> Result<Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_that_could_split_are_dropped() {
+        assert!(relayed_header("X-A", "b\r\nSet-Cookie: x").is_none());
+        assert!(relayed_header("X-A", "b\0").is_none());
+        assert!(relayed_header("X A", "b").is_none());
+        let (name, value) = relayed_header("X-A", "b c").unwrap();
+        assert_eq!((&*name, &*value), ("X-A", "b c"));
+    }
 
     #[test]
     fn who_the_client_is() {
@@ -199,14 +221,18 @@ mod tests {
         );
         let ask = |method: &str, path: &str, query: &str, body: &[u8]| {
             let mut body = body;
-            service.handle(Request {
-                method: method.into(),
-                path: path.into(),
-                query: query.into(),
-                headers: Vec::new(),
-                content_length: Some(body.len() as u64),
-                body: &mut body,
-            })
+            let route = crate::app::route(method, path, query);
+            crate::app::render::render(service.handle(
+                route,
+                Request {
+                    method: method.into(),
+                    path: path.into(),
+                    query: query.into(),
+                    headers: Vec::new(),
+                    content_length: Some(body.len() as u64),
+                    body: &mut body,
+                },
+            ))
         };
         let r = ask("POST", "/app/form", "", b"x=1");
         assert_eq!((r.status, r.body.as_slice()), (200, &b"app:x=1"[..]));

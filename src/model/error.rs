@@ -1,24 +1,87 @@
-//! The one error type of the program: every failure knows the HTTP status it
-//! answers with and a message fit to show a client.
+//! The one error type of the program: every failure has a kind, which
+//! decides the HTTP status it answers with, and a message fit to show a
+//! client.
 
 use std::fmt;
 use std::io;
 
-/// A failure with its HTTP status and a message for the client.
+/// What went wrong, as far as the client and the control flow care: each
+/// kind answers with one HTTP status ([`ErrorKind::status`]), and code that
+/// treats one failure apart from the others matches on the kind, never on
+/// a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// 400: the request, its body or the identifier is malformed.
+    BadRequest,
+    /// 404: no such route.
+    NotFound,
+    /// 405: a known path with a method it does not take.
+    MethodNotAllowed,
+    /// 408: the client stopped sending.
+    Timeout,
+    /// 409: an upload with this identifier is in progress.
+    Conflict,
+    /// 410: the upload was cleared while it was written or handed over.
+    Gone,
+    /// 413: over the size limit, or over a count limit of the form.
+    TooLarge,
+    /// 415: an upload that is not `multipart/form-data`.
+    UnsupportedMediaType,
+    /// 431: a request head too large to read.
+    HeadTooLarge,
+    /// 500: the pool directory or the program itself failed.
+    Internal,
+    /// 501: a transfer coding the server does not know.
+    NotImplemented,
+    /// 502: the application behind the core failed.
+    BadGateway,
+    /// 503: every upload slot is taken; worth retrying shortly.
+    Unavailable,
+    /// 505: an HTTP version other than 1.0 and 1.1.
+    VersionNotSupported,
+    /// 507: the pool's file system is full.
+    DiskFull,
+}
+
+impl ErrorKind {
+    /// The HTTP status this kind of failure answers with.
+    pub const fn status(self) -> u16 {
+        match self {
+            ErrorKind::BadRequest => 400,
+            ErrorKind::NotFound => 404,
+            ErrorKind::MethodNotAllowed => 405,
+            ErrorKind::Timeout => 408,
+            ErrorKind::Conflict => 409,
+            ErrorKind::Gone => 410,
+            ErrorKind::TooLarge => 413,
+            ErrorKind::UnsupportedMediaType => 415,
+            ErrorKind::HeadTooLarge => 431,
+            ErrorKind::Internal => 500,
+            ErrorKind::NotImplemented => 501,
+            ErrorKind::BadGateway => 502,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::VersionNotSupported => 505,
+            ErrorKind::DiskFull => 507,
+        }
+    }
+}
+
+/// A failure with its kind and a message for the client.
 ///
-/// Every layer returns this type, so a front end only has to turn it into a
-/// response (see [`Error::to_json`]) and the pool can record it in the
-/// upload's status for a polling client to see.
+/// Every layer returns this type, so a front end only has to render it
+/// (see [`Error::to_json`]) and the pool can record it in the upload's
+/// status for a polling client to see.
 ///
 /// ```
-/// use fileupload::Error;
+/// use fileupload::{Error, model::error::ErrorKind};
 /// let e = Error::bad_request("identifier is empty");
+/// assert_eq!(e.kind(), ErrorKind::BadRequest);
 /// assert_eq!(e.status(), 400);
 /// assert_eq!(e.message(), "identifier is empty");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
-    status: u16,
+    kind: ErrorKind,
     message: String,
 }
 
@@ -26,42 +89,47 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// An error answering with `status`.
-    pub fn new(status: u16, message: impl Into<String>) -> Error {
+    /// An error of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
         Error {
-            status,
+            kind,
             message: message.into(),
         }
     }
 
     /// 400: the request or the identifier is malformed.
     pub fn bad_request(message: impl Into<String>) -> Error {
-        Error::new(400, message)
+        Error::new(ErrorKind::BadRequest, message)
     }
 
     /// 404: no such route.
     pub fn not_found(message: impl Into<String>) -> Error {
-        Error::new(404, message)
+        Error::new(ErrorKind::NotFound, message)
     }
 
     /// 409: an upload with this identifier is in progress.
     pub fn conflict(message: impl Into<String>) -> Error {
-        Error::new(409, message)
+        Error::new(ErrorKind::Conflict, message)
     }
 
     /// 413: over the size limit, or over a count limit of the form.
     pub fn too_large(message: impl Into<String>) -> Error {
-        Error::new(413, message)
+        Error::new(ErrorKind::TooLarge, message)
     }
 
     /// 500: the pool directory or the program itself failed.
     pub fn internal(message: impl Into<String>) -> Error {
-        Error::new(500, message)
+        Error::new(ErrorKind::Internal, message)
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
     }
 
     /// The HTTP status this error answers with.
     pub fn status(&self) -> u16 {
-        self.status
+        self.kind.status()
     }
 
     /// The message shown to the client.
@@ -73,9 +141,10 @@ impl Error {
     /// anything else is 500. `what` names the operation for the message.
     pub fn disk(what: &str, err: &io::Error) -> Error {
         match err.raw_os_error() {
-            Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
-                Error::new(507, format!("disk full: no space left to {what}"))
-            }
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => Error::new(
+                ErrorKind::DiskFull,
+                format!("disk full: no space left to {what}"),
+            ),
             _ => Error::internal(format!("pool directory unusable: cannot {what}: {err}")),
         }
     }
@@ -83,7 +152,7 @@ impl Error {
     /// The JSON body every error answers with:
     /// `{"state": "error", "error": "<message>", "status": <code>}`.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({"state": "error", "error": self.message, "status": self.status})
+        serde_json::json!({"state": "error", "error": self.message, "status": self.status()})
     }
 }
 
@@ -102,17 +171,20 @@ mod tests {
     #[test]
     fn full_disk_is_507() {
         let e = Error::disk("write", &io::Error::from_raw_os_error(libc::ENOSPC));
+        assert_eq!(e.kind(), ErrorKind::DiskFull);
         assert_eq!(e.status(), 507);
         assert!(e.message().contains("disk full"), "{}", e.message());
         let e = Error::disk("write", &io::Error::from_raw_os_error(libc::EACCES));
+        assert_eq!(e.kind(), ErrorKind::Internal);
         assert_eq!(e.status(), 500);
     }
 
     #[test]
     fn json_body() {
-        let v = Error::too_large("too big").to_json();
-        assert_eq!(v["state"], "error");
-        assert_eq!(v["error"], "too big");
-        assert_eq!(v["status"], 413);
+        let e = Error::too_large("too big");
+        assert_eq!(
+            e.to_json().to_string(),
+            r#"{"error":"too big","state":"error","status":413}"#
+        );
     }
 }

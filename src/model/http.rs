@@ -2,6 +2,7 @@
 //! (daemon, CGI, FastCGI) translates to and from, with the small pieces of
 //! HTTP they need: query strings, `Accept`, JSONP names, HTML escaping.
 
+use std::borrow::Cow;
 use std::io::Read;
 
 /// A request as the core sees it, whatever carried it.
@@ -22,7 +23,7 @@ pub struct Request<'a> {
 
 impl Request<'_> {
     /// The first header of this name (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -30,52 +31,210 @@ impl Request<'_> {
     }
 
     /// The query string's parameters, percent-decoded.
-    pub fn params(&self) -> Vec<(String, String)> {
+    pub(crate) fn params(&self) -> Vec<(String, String)> {
         parse_query(&self.query)
     }
 }
 
-/// A response as the core makes it.
+/// Why a header name or value was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidHeader {
+    /// A name that is empty or has a byte that is not a token character
+    /// (RFC 9110 section 5.1).
+    Name,
+    /// A value with CR, LF or NUL, which would end the field or the head
+    /// early (RFC 9110 section 5.5).
+    Value,
+}
+
+impl std::fmt::Display for InvalidHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InvalidHeader::Name => "a header name that is not a token",
+            InvalidHeader::Value => "a header value with CR, LF or NUL",
+        })
+    }
+}
+
+impl std::error::Error for InvalidHeader {}
+
+/// Whether `b` may stand in a header name: RFC 9110's `tchar`.
+const fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+const fn valid_name(name: &[u8]) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    let mut i = 0;
+    while i < name.len() {
+        if !is_token_byte(name[i]) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn valid_value(value: &[u8]) -> bool {
+    let mut i = 0;
+    while i < value.len() {
+        if matches!(value[i], b'\r' | b'\n' | 0) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A header's text type: the text checked by `$valid` (refused as
+/// `$invalid`), from a `const` (checked when the program is compiled) or at
+/// run time; read as a `str`.
+macro_rules! header_text {
+    ($(#[$doc:meta])* $name:ident, $valid:ident, $invalid:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(Cow<'static, str>);
+
+        impl $name {
+            /// Text known when the program is compiled. Meant for `const`
+            /// items, where invalid text stops the build.
+            pub const fn from_static(text: &'static str) -> $name {
+                assert!($valid(text.as_bytes()), "invalid header text");
+                $name(Cow::Borrowed(text))
+            }
+
+            /// Checks text received or built at run time.
+            pub fn new(text: impl Into<String>) -> Result<$name, InvalidHeader> {
+                let text = text.into();
+                if $valid(text.as_bytes()) {
+                    Ok($name(Cow::Owned(text)))
+                } else {
+                    Err($invalid)
+                }
+            }
+
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+header_text!(
+    /// A response header's name: a non-empty token, so that writing it can
+    /// never break a response's head.
+    ///
+    /// ```
+    /// use fileupload::model::http::HeaderName;
+    /// assert!(HeaderName::new("X-Progress-ID").is_ok());
+    /// assert!(HeaderName::new("X-A: b").is_err());
+    /// assert!(HeaderName::new("").is_err());
+    /// ```
+    HeaderName,
+    valid_name,
+    InvalidHeader::Name
+);
+
+header_text!(
+    /// A response header's value: without CR, LF or NUL, so that no value,
+    /// a client-supplied one included, can end the field and start another.
+    ///
+    /// ```
+    /// use fileupload::model::http::HeaderValue;
+    /// assert!(HeaderValue::new("text/plain; charset=utf-8").is_ok());
+    /// assert!(HeaderValue::new("x\r\nSet-Cookie: a=b").is_err());
+    /// assert!(HeaderValue::new("a\0b").is_err());
+    /// ```
+    HeaderValue,
+    valid_value,
+    InvalidHeader::Value
+);
+
+/// The header names the core answers with.
+pub(crate) mod header {
+    use super::HeaderName;
+
+    /// `Allow`.
+    pub const ALLOW: HeaderName = HeaderName::from_static("Allow");
+    /// `Cache-Control`.
+    pub const CACHE_CONTROL: HeaderName = HeaderName::from_static("Cache-Control");
+    /// `Content-Security-Policy`.
+    pub const CONTENT_SECURITY_POLICY: HeaderName =
+        HeaderName::from_static("Content-Security-Policy");
+    /// `Content-Type`.
+    pub const CONTENT_TYPE: HeaderName = HeaderName::from_static("Content-Type");
+    /// `Referrer-Policy`.
+    pub const REFERRER_POLICY: HeaderName = HeaderName::from_static("Referrer-Policy");
+    /// `Retry-After`.
+    pub const RETRY_AFTER: HeaderName = HeaderName::from_static("Retry-After");
+    /// `X-Content-Type-Options`.
+    pub const X_CONTENT_TYPE_OPTIONS: HeaderName =
+        HeaderName::from_static("X-Content-Type-Options");
+}
+
+/// A response as every front end writes it: the core's answer rendered
+/// (see [`crate::app::render`]), or an application's relayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     /// The HTTP status.
     pub status: u16,
-    /// Headers, `Content-Type` among them.
-    pub headers: Vec<(String, String)>,
+    /// Headers, `Content-Type` among them; typed, so none can break the
+    /// head it is written in.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The body.
     pub body: Vec<u8>,
-    /// For the log line: the upload identifier the request was about.
-    pub identifier: Option<String>,
-    /// For the log line: request body bytes read.
-    pub received: u64,
 }
 
 impl Response {
-    /// A response with a body of the given content type.
-    pub fn new(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+    /// A response with a body of the given content type, never cached.
+    pub fn new(status: u16, content_type: HeaderValue, body: Vec<u8>) -> Response {
+        const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
         Response {
             status,
             headers: vec![
-                ("Content-Type".into(), content_type.into()),
-                ("Cache-Control".into(), "no-store".into()),
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, NO_STORE),
             ],
             body,
-            identifier: None,
-            received: 0,
         }
     }
 
-    /// A JSON response.
-    pub fn json(status: u16, value: &impl serde::Serialize) -> Response {
-        // Serializing our own plain structures cannot fail; an empty object
-        // is still valid JSON should it ever.
-        let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-        Response::new(status, "application/json", body)
-    }
-
     /// Adds a header.
-    pub fn with_header(mut self, name: &str, value: &str) -> Response {
-        self.headers.push((name.into(), value.into()));
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Response {
+        self.headers.push((name, value));
         self
     }
 
@@ -90,7 +249,7 @@ impl Response {
 
 /// The reason phrase of a status code: the core's own, and those only an
 /// application answers with.
-pub fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
@@ -276,6 +435,23 @@ mod tests {
         assert_eq!(percent_decode("a%zz"), "a%zz");
         assert_eq!(percent_decode("%00"), "\0");
         assert_eq!(percent_decode("%C3%A9"), "é");
+    }
+
+    #[test]
+    fn header_names_are_tokens() {
+        for bad in ["", "A B", "A:B", "A\r", "\u{e9}", "A\0"] {
+            assert_eq!(HeaderName::new(bad), Err(InvalidHeader::Name), "{bad:?}");
+        }
+        assert_eq!(HeaderName::new("X-Ok_1").unwrap().as_str(), "X-Ok_1");
+    }
+
+    #[test]
+    fn header_values_cannot_split() {
+        for bad in ["a\rb", "a\nb", "a\0b", "\r\n", "x\r\nSet-Cookie: a=b"] {
+            assert_eq!(HeaderValue::new(bad), Err(InvalidHeader::Value), "{bad:?}");
+        }
+        // What a value may hold: tabs, spaces, text beyond ASCII.
+        assert_eq!(&*HeaderValue::new("a\tb \u{e9}").unwrap(), "a\tb \u{e9}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::stream::Stream;
 
-use crate::model::error::{Error, Result};
+use crate::model::error::{Error, ErrorKind, Result};
 
 /// Bytes read from the body at a time.
 const BLOCK: usize = 256 * 1024;
@@ -52,7 +52,7 @@ pub fn boundary(content_type: &str) -> Result<String> {
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if !essence.eq_ignore_ascii_case("multipart/form-data") {
         return Err(Error::new(
-            415,
+            ErrorKind::UnsupportedMediaType,
             "an upload must be sent as multipart/form-data",
         ));
     }
@@ -299,7 +299,7 @@ impl Pace {
         }
         if received - self.at_start < MIN_PROGRESS {
             return Err(Error::new(
-                408,
+                ErrorKind::Timeout,
                 format!(
                     "idle timeout: the client sent less than {MIN_PROGRESS} bytes in {:?}",
                     self.window
@@ -315,9 +315,10 @@ impl Pace {
 /// A failed read of the request body: the client went quiet or went away.
 pub fn body_error(e: &io::Error) -> Error {
     match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-            Error::new(408, "idle timeout: the client stopped sending")
-        }
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::new(
+            ErrorKind::Timeout,
+            "idle timeout: the client stopped sending",
+        ),
         _ => Error::bad_request(format!("connection lost while reading the body: {e}")),
     }
 }

@@ -102,11 +102,6 @@ impl Pool {
         Ok(Pool { dir, signer })
     }
 
-    /// The pool directory, absolute.
-    pub fn directory(&self) -> &Path {
-        &self.dir
-    }
-
     /// The signer that mints and checks identifiers.
     pub fn signer(&self) -> &Signer {
         &self.signer
@@ -359,11 +354,6 @@ impl Bucket<'_> {
     pub fn is_complete(&self) -> Result<bool> {
         Ok(self.status()?.is_complete())
     }
-
-    /// Removes the upload (see [`Pool::clear_upload_bucket`]).
-    pub fn clear(&self) -> Result<()> {
-        self.pool.clear_upload_bucket(&self.id)
-    }
 }
 
 /// An upload being written: holds the bucket's lock until it is finished or
@@ -526,7 +516,7 @@ impl Drop for Upload {
 }
 
 fn cleared_error() -> Error {
-    Error::new(410, "upload cleared")
+    Error::new(crate::model::error::ErrorKind::Gone, "upload cleared")
 }
 
 fn not_a_bucket(dir: &Path) -> Error {

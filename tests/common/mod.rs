@@ -29,6 +29,11 @@ impl TempDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+
+    /// A pool directory inside it (not made: the program makes it).
+    pub fn pool(&self) -> PathBuf {
+        self.0.join("pool")
+    }
 }
 
 impl Drop for TempDir {

@@ -19,8 +19,7 @@ use socket2::Socket;
 use super::driver::{self, Driver, Front, Tracker, UploadWorkers, Workers};
 use super::http::Shut;
 use super::listen::{LISTENSOCK_FILENO, Listener};
-use crate::app::error_response;
-use crate::app::{Route, route};
+use crate::app::{Outcome, Route, render::render, route};
 use crate::front::cgi;
 use crate::handoff::Service;
 use crate::log;
@@ -144,10 +143,12 @@ where
             }
             return Ok(());
         };
-        let head = cgi::head(params);
-        let upload = head
-            .as_ref()
-            .is_ok_and(|h| route(&h.method, &h.path, &h.query) == Route::Upload);
+        // The route is decided here, once: an upload goes to a worker.
+        let head = cgi::head(params).map(|h| {
+            let route = route(&h.method, &h.path, &h.query);
+            (h, route)
+        });
+        let upload = matches!(head, Ok((_, Route::Upload)));
         let next = if upload {
             let service = service.clone();
             let (back, next) = uploads
@@ -204,7 +205,7 @@ impl<S: Read + Write + Shut> Connection<S> {
         service: &Service,
         id: u16,
         keep_conn: bool,
-        head: crate::Result<cgi::Head>,
+        head: crate::Result<(cgi::Head, Route)>,
     ) -> Result<bool, Broken> {
         let started = Instant::now();
         let mut body = StdinReader {
@@ -214,14 +215,19 @@ impl<S: Read + Write + Shut> Connection<S> {
             pos: 0,
             state: Body::Open,
         };
-        let (method, path, response) = match head {
-            Ok(head) => {
+        let (method, path, outcome) = match head {
+            Ok((head, route)) => {
                 let (method, path) = (head.method.clone(), head.path.clone());
-                (method, path, service.handle(head.into_request(&mut body)))
+                (
+                    method,
+                    path,
+                    service.handle(route, head.into_request(&mut body)),
+                )
             }
-            Err(e) => ("-".into(), "-".into(), error_response(&e, None)),
+            Err(e) => ("-".into(), "-".into(), Outcome::refused(e)),
         };
-        log::request(&method, &path, &response, started.elapsed());
+        log::request(&method, &path, &outcome, started.elapsed());
+        let response = render(outcome);
         let state = body.state;
         let mut out = Vec::new();
         match &state {

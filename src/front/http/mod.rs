@@ -1,5 +1,5 @@
 //! The HTTP daemon: HTTP/1.1 connections ([`codec`] parses, this module
-//! moves the bytes) served by the shared [`driver`](super::driver), each
+//! moves the bytes) served by the shared [`super::driver`], each
 //! request translated to the core's and its answer back.
 //!
 //! A connection is kept between requests (HTTP/1.1 persistence, requests
@@ -17,7 +17,7 @@ use socket2::Socket;
 use self::codec::{CONTINUE, Dechunker, Framing, Head, HeadScan, HttpError, encode_head};
 use super::driver::{self, Driver, Front, Tracker, Workers};
 use super::listen::Listener;
-use crate::app::{Route, error_response, route};
+use crate::app::{Outcome, Route, render::render, route};
 use crate::handoff::Service;
 use crate::log;
 use crate::model::error::Error;
@@ -176,8 +176,9 @@ impl<S: Read + Write + Shut> Conn<S> {
     /// Answers a request that cannot be read, and closes.
     fn refuse(&mut self, e: &HttpError) {
         let started = Instant::now();
-        let response = error_response(&Error::new(e.status(), e.to_string()), None);
-        log::request("-", "-", &response, started.elapsed());
+        let outcome = Outcome::refused(Error::new(e.kind(), e.to_string()));
+        log::request("-", "-", &outcome, started.elapsed());
+        let response = render(outcome);
         let _ = self.respond(&response, false, true);
         self.linger();
     }
@@ -212,20 +213,23 @@ impl<S: Read + Write + Shut> Conn<S> {
             body.state = BodyState::Done;
             body.continue_pending = false;
         }
-        let mut response = service.handle(Request {
-            method: method.clone(),
-            path: path.clone(),
-            query,
-            headers,
-            content_length: match framing {
-                Framing::Length(n) => Some(n),
-                Framing::Chunked => None,
+        let mut outcome = service.handle(
+            route,
+            Request {
+                method: method.clone(),
+                path: path.clone(),
+                query,
+                headers,
+                content_length: match framing {
+                    Framing::Length(n) => Some(n),
+                    Framing::Chunked => None,
+                },
+                body: &mut body,
             },
-            body: &mut body,
-        });
+        );
         // An upload that failed leaves the body's framing in doubt: close.
         let mut close = !keep_alive
-            || (route == Route::Upload && response.status >= 400)
+            || (route == Route::Upload && outcome.answer.is_err())
             || body.state == BodyState::Broken;
         if !close && body.state == BodyState::Open {
             // What the core did not read, a status request's stray body
@@ -233,14 +237,15 @@ impl<S: Read + Write + Shut> Conn<S> {
             close = !body.drain(MAX_DRAIN);
         }
         if let Some(why) = body.framing_error.take()
-            && response.status < 400
+            && outcome.answer.is_ok()
         {
             // The answer was ready, but the request it answers was not
             // framed right: that is what the client must hear.
-            response = error_response(&Error::bad_request(why), None);
+            outcome.answer = Err(Error::bad_request(why));
         }
         let unread = body.state != BodyState::Done;
-        log::request(&method, &path, &response, started.elapsed());
+        log::request(&method, &path, &outcome, started.elapsed());
+        let response = render(outcome);
         if self.respond(&response, head_only, close).is_err() {
             return false;
         }

@@ -1,0 +1,170 @@
+//! The edge of the core: an [`Outcome`] rendered as the wire-neutral
+//! [`Response`] every front end writes. JSON, JSONP and the iframe
+//! transport's HTML are made here and nowhere else.
+
+use crate::app::demo::{self, Page};
+use crate::app::{Answer, Outcome, Route};
+use crate::model::error::{Error, ErrorKind};
+use crate::model::http::{HeaderValue, Response, escape_html, header};
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const JAVASCRIPT: HeaderValue = HeaderValue::from_static("application/javascript");
+const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+/// How long a client refused for want of an upload slot should wait.
+const RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
+const NO_REFERRER: HeaderValue = HeaderValue::from_static("no-referrer");
+const POLICY: HeaderValue = HeaderValue::from_static(demo::CONTENT_SECURITY_POLICY);
+
+/// The response for an outcome, with the status [`Outcome::status`] gives.
+pub fn render(outcome: Outcome) -> Response {
+    let Outcome {
+        route,
+        callback,
+        answer,
+        ..
+    } = outcome;
+    let callback = callback.as_deref();
+    let rendered = match answer {
+        Ok(Answer::Status(status)) => encode(&status).map(|json| document(200, callback, json)),
+        Ok(Answer::Cleared) => Ok(document(200, callback, br#"{"success":true}"#.to_vec())),
+        Ok(Answer::Uploaded { description, html }) => encode(&description).map(|json| {
+            if html {
+                iframe_reply(description.identifier.as_deref().unwrap_or(""), &json)
+            } else {
+                Response::new(201, JSON, json)
+            }
+        }),
+        Ok(Answer::Page(page)) => Ok(page_response(page)),
+        Ok(Answer::Application(response)) => Ok(response),
+        Err(e) => Err(e),
+    };
+    rendered.unwrap_or_else(|e| error_response(route, &e, callback))
+}
+
+/// The answer for an error: its JSON (or JSONP) body with its status, and
+/// the headers its kind calls for.
+fn error_response(route: Option<Route>, err: &Error, callback: Option<&str>) -> Response {
+    let mut response = document(
+        err.status(),
+        callback,
+        err.to_json().to_string().into_bytes(),
+    );
+    match (err.kind(), route) {
+        (ErrorKind::Unavailable, _) => {
+            response = response.with_header(header::RETRY_AFTER, RETRY_AFTER);
+        }
+        (ErrorKind::MethodNotAllowed, Some(Route::MethodNotAllowed(allow))) => {
+            response = response.with_header(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        _ => {}
+    }
+    response
+}
+
+/// A JSON document, or with a callback `/**/NAME(json);`: the comment and
+/// `nosniff` defend against the Rosetta Flash class of attacks
+/// (CVE-2014-4671).
+fn document(status: u16, callback: Option<&str>, json: Vec<u8>) -> Response {
+    match callback {
+        None => Response::new(status, JSON, json),
+        Some(name) => {
+            let mut body = Vec::with_capacity(json.len() + name.len() + 8);
+            body.extend_from_slice(b"/**/");
+            body.extend_from_slice(name.as_bytes());
+            body.push(b'(');
+            body.extend_from_slice(&json);
+            body.extend_from_slice(b");");
+            Response::new(status, JAVASCRIPT, body)
+                .with_header(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF)
+        }
+    }
+}
+
+/// The documents are plain structures with string keys: encoding them
+/// cannot fail, but should it ever, the client learns it as a 500.
+fn encode(value: &impl serde::Serialize) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(value).map_err(|e| Error::internal(format!("cannot encode the answer: {e}")))
+}
+
+/// The original's iframe transport: the description in data attributes.
+fn iframe_reply(identifier: &str, json: &[u8]) -> Response {
+    let body = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Upload complete</title></head>\n\
+         <body data-upload-identifier=\"{}\" data-upload-info=\"{}\"><p>Upload complete.</p></body></html>\n",
+        escape_html(identifier),
+        escape_html(&String::from_utf8_lossy(json))
+    );
+    Response::new(201, HTML, body.into_bytes())
+}
+
+fn page_response(page: &Page) -> Response {
+    Response::new(
+        200,
+        page.content_type.clone(),
+        page.body.as_bytes().to_vec(),
+    )
+    .with_header(header::CONTENT_SECURITY_POLICY, POLICY)
+    .with_header(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF)
+    .with_header(header::REFERRER_POLICY, NO_REFERRER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::route;
+
+    #[test]
+    fn an_error_is_its_json() {
+        let r = render(Outcome::refused(Error::bad_request("no")));
+        assert_eq!(r.status, 400);
+        assert_eq!(r.header("Content-Type"), Some("application/json"));
+        assert_eq!(r.body, br#"{"error":"no","state":"error","status":400}"#);
+        assert_eq!(r.header("Allow"), None);
+        assert_eq!(r.header("Retry-After"), None);
+    }
+
+    /// Every `Allow` the router can give is a valid header value, so
+    /// rendering a 405 never fails its check.
+    #[test]
+    fn every_allow_renders() {
+        for (method, path) in [
+            ("PUT", "/upload"),
+            ("POST", "/upload/status"),
+            ("PUT", "/upload/clear"),
+        ] {
+            let route = route(method, path, "");
+            let Route::MethodNotAllowed(allow) = route else {
+                panic!("{method} {path}: {route:?}");
+            };
+            let mut outcome = Outcome::new(route);
+            outcome.answer = Err(Error::new(ErrorKind::MethodNotAllowed, "no"));
+            let r = render(outcome);
+            assert_eq!((r.status, r.header("Allow")), (405, Some(allow)));
+        }
+    }
+
+    #[test]
+    fn unavailable_says_when_to_retry() {
+        let mut outcome = Outcome::new(Route::Upload);
+        outcome.answer = Err(Error::new(ErrorKind::Unavailable, "busy"));
+        assert_eq!(render(outcome).header("Retry-After"), Some("5"));
+    }
+
+    #[test]
+    fn status_of_every_answer() {
+        let mut outcome = Outcome::new(Route::Clear);
+        outcome.answer = Ok(Answer::Cleared);
+        outcome.callback = Some("cb".into());
+        assert_eq!(outcome.status(), 200);
+        let r = render(outcome);
+        assert_eq!(r.body, br#"/**/cb({"success":true});"#);
+        assert_eq!(r.header("Content-Type"), Some("application/javascript"));
+        assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"));
+        let mut outcome = Outcome::new(Route::Upload);
+        let relayed = Response::new(299, JSON, Vec::new());
+        outcome.answer = Ok(Answer::Application(relayed.clone()));
+        assert_eq!(outcome.status(), 299);
+        assert_eq!(render(outcome), relayed);
+    }
+}

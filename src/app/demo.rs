@@ -29,42 +29,29 @@ const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
 const CSS: HeaderValue = HeaderValue::from_static("text/css; charset=utf-8");
 const JS: HeaderValue = HeaderValue::from_static("text/javascript; charset=utf-8");
 
+/// A page of the demo: its path, type, and the file under `assets/demo/`.
+macro_rules! asset {
+    ($path:literal, $type:expr, $file:literal) => {
+        Page {
+            path: $path,
+            content_type: $type,
+            body: include_str!(concat!("../../assets/demo/", $file)),
+        }
+    };
+}
+
 static ASSETS: &[Page] = &[
-    Page {
-        path: "/",
-        content_type: HTML,
-        body: include_str!("../../assets/demo/index.html"),
-    },
-    Page {
-        path: "/iframe",
-        content_type: HTML,
-        body: include_str!("../../assets/demo/iframe.html"),
-    },
-    Page {
-        path: "/demo/demo.css",
-        content_type: CSS,
-        body: include_str!("../../assets/demo/demo.css"),
-    },
-    Page {
-        path: "/demo/icon.svg",
-        content_type: HeaderValue::from_static("image/svg+xml"),
-        body: include_str!("../../assets/demo/icon.svg"),
-    },
-    Page {
-        path: "/demo/common.js",
-        content_type: JS,
-        body: include_str!("../../assets/demo/common.js"),
-    },
-    Page {
-        path: "/demo/page.js",
-        content_type: JS,
-        body: include_str!("../../assets/demo/page.js"),
-    },
-    Page {
-        path: "/demo/iframe.js",
-        content_type: JS,
-        body: include_str!("../../assets/demo/iframe.js"),
-    },
+    asset!("/", HTML, "index.html"),
+    asset!("/iframe", HTML, "iframe.html"),
+    asset!("/demo/demo.css", CSS, "demo.css"),
+    asset!(
+        "/demo/icon.svg",
+        HeaderValue::from_static("image/svg+xml"),
+        "icon.svg"
+    ),
+    asset!("/demo/common.js", JS, "common.js"),
+    asset!("/demo/page.js", JS, "page.js"),
+    asset!("/demo/iframe.js", JS, "iframe.js"),
 ];
 
 /// The demo's page for a request, or `None` when the request is not for

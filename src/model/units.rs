@@ -15,17 +15,7 @@ use std::time::Duration;
 /// assert!(parse_size("ten").is_err());
 /// ```
 pub fn parse_size(text: &str) -> Result<Option<u64>, String> {
-    let t = text.trim();
-    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 {
-        return Err(format!(
-            "invalid size {text:?}: expected a number with an optional unit K, M or G"
-        ));
-    }
-    let (number, unit) = t.split_at(digits);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}: number too large"))?;
+    let (number, unit) = leading_number(text, "size", "an optional unit K, M or G")?;
     let unit = unit.trim().to_ascii_uppercase();
     let shift = match unit.trim_end_matches("IB").trim_end_matches('B') {
         "" if unit.is_empty() => 20,
@@ -57,17 +47,7 @@ pub fn parse_size(text: &str) -> Result<Option<u64>, String> {
 /// assert!(parse_duration("soon").is_err());
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 {
-        return Err(format!(
-            "invalid duration {text:?}: expected a number with a unit s, m, h or d"
-        ));
-    }
-    let (number, unit) = t.split_at(digits);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
+    let (number, unit) = leading_number(text, "duration", "a unit s, m, h or d")?;
     let factor = match unit.trim() {
         "" | "s" => 1,
         "m" => 60,
@@ -83,6 +63,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .checked_mul(factor)
         .map(Duration::from_secs)
         .ok_or_else(|| format!("invalid duration {text:?}: too large"))
+}
+
+/// The number a size or duration starts with, and the rest (its unit).
+fn leading_number<'t>(text: &'t str, what: &str, unit: &str) -> Result<(u64, &'t str), String> {
+    let t = text.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(format!(
+            "invalid {what} {text:?}: expected a number with {unit}"
+        ));
+    }
+    let (number, rest) = t.split_at(digits);
+    let number = number
+        .parse()
+        .map_err(|_| format!("invalid {what} {text:?}: number too large"))?;
+    Ok((number, rest))
 }
 
 #[cfg(test)]

@@ -602,6 +602,22 @@ mod tests {
         encode_record(record::PARAMS, id, &[], out);
     }
 
+    /// The PARAMS of an upload of [`UPLOAD`] under `ident`.
+    fn upload_params(id: u16, ident: &str, length: Option<usize>, out: &mut Vec<u8>) {
+        let query = format!("X-Progress-ID={ident}");
+        let length = length.map(|n| n.to_string());
+        let mut vars = vec![
+            ("REQUEST_METHOD", "POST"),
+            ("SCRIPT_NAME", "/upload"),
+            ("QUERY_STRING", query.as_str()),
+            ("CONTENT_TYPE", "multipart/form-data; boundary=XX"),
+        ];
+        if let Some(length) = &length {
+            vars.push(("CONTENT_LENGTH", length));
+        }
+        params(id, &vars, out);
+    }
+
     /// A record written back: type, request id, content.
     type Written = (u8, u16, Vec<u8>);
 
@@ -692,18 +708,7 @@ mod tests {
         let dir = tempdir("keep");
         let mut input = Vec::new();
         begin(1, record::RESPONDER, true, &mut input);
-        let length = UPLOAD.len().to_string();
-        params(
-            1,
-            &[
-                ("REQUEST_METHOD", "POST"),
-                ("SCRIPT_NAME", "/upload"),
-                ("QUERY_STRING", "X-Progress-ID=f1"),
-                ("CONTENT_TYPE", "multipart/form-data; boundary=XX"),
-                ("CONTENT_LENGTH", &length),
-            ],
-            &mut input,
-        );
+        upload_params(1, "f1", Some(UPLOAD.len()), &mut input);
         let (a, b) = UPLOAD.as_bytes().split_at(10);
         record::stream(record::STDIN, 1, a, &mut input);
         record::stream(record::STDIN, 1, b, &mut input);
@@ -741,16 +746,7 @@ mod tests {
         let dir = tempdir("abort");
         let mut input = Vec::new();
         begin(3, record::RESPONDER, false, &mut input);
-        params(
-            3,
-            &[
-                ("REQUEST_METHOD", "POST"),
-                ("SCRIPT_NAME", "/upload"),
-                ("QUERY_STRING", "X-Progress-ID=f2"),
-                ("CONTENT_TYPE", "multipart/form-data; boundary=XX"),
-            ],
-            &mut input,
-        );
+        upload_params(3, "f2", None, &mut input);
         record::stream(record::STDIN, 3, &UPLOAD.as_bytes()[..60], &mut input);
         encode_record(record::ABORT_REQUEST, 3, &[], &mut input);
         let (records, result) = run(&dir, input);
@@ -818,18 +814,7 @@ mod tests {
         let dir = tempdir("mpx");
         let mut input = Vec::new();
         begin(1, record::RESPONDER, false, &mut input);
-        let length = UPLOAD.len().to_string();
-        params(
-            1,
-            &[
-                ("REQUEST_METHOD", "POST"),
-                ("SCRIPT_NAME", "/upload"),
-                ("QUERY_STRING", "X-Progress-ID=f3"),
-                ("CONTENT_TYPE", "multipart/form-data; boundary=XX"),
-                ("CONTENT_LENGTH", &length),
-            ],
-            &mut input,
-        );
+        upload_params(1, "f3", Some(UPLOAD.len()), &mut input);
         record::stream(record::STDIN, 1, &UPLOAD.as_bytes()[..20], &mut input);
         begin(2, record::RESPONDER, false, &mut input);
         record::stream(record::STDIN, 1, &UPLOAD.as_bytes()[20..], &mut input);

@@ -12,7 +12,7 @@
 use std::fmt;
 
 use crate::model::error::ErrorKind;
-use crate::model::http::{HeaderName, HeaderValue};
+use crate::model::http::{HeaderName, HeaderValue, hex_value};
 
 /// The most bytes a request head (request line and fields) may take.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -400,7 +400,7 @@ impl Dechunker {
                     };
                     continue;
                 }
-                Chunk::Size => match (hex(byte), byte) {
+                Chunk::Size => match (hex_value(byte), byte) {
                     (Some(digit), _) => {
                         // 16 hex digits fill a u64: no overflow below that.
                         if self.digits >= MAX_SIZE_DIGITS {
@@ -501,15 +501,6 @@ impl Dechunker {
     }
 }
 
-fn hex(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// The interim answer to `Expect: 100-continue`, sent before the first
 /// read of a body the core asked for.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -589,14 +580,16 @@ mod tests {
                 );
             }
         }
-        for bad in [
-            &b"5\nhello\r\n0\r\n\r\n"[..],
+        // A bare LF, data past its size, no size, no hex, 17 digits, NUL.
+        const BROKEN: [&[u8]; 6] = [
+            b"5\nhello\r\n0\r\n\r\n",
             b"5\r\nhelloX\r\n",
             b"\r\n",
             b"g\r\n",
             b"11111111111111111\r\n",
             b"0\r\nX\0: t\r\n\r\n",
-        ] {
+        ];
+        for bad in BROKEN {
             for step in 1..=bad.len() {
                 assert_eq!(dechunk(bad, step, 8).1, None, "{bad:?} step {step}");
             }
@@ -667,27 +660,29 @@ mod tests {
             framing("Content-Length: 18446744073709551615\r\n", "1.1"),
             Ok(Some(Framing::Length(u64::MAX)))
         );
-        for (fields, version, status) in [
-            ("Content-Length: 18446744073709551616\r\n", "1.1", 400),
-            ("Content-Length: 7\r\nContent-Length: 8\r\n", "1.1", 400),
-            ("Content-Length: 7,\r\n", "1.1", 400),
-            ("Content-Length: \r\n", "1.1", 400),
+        const TE: &str = "Transfer-Encoding: chunked\r\n";
+        let refused = [
             (
-                "Transfer-Encoding: chunked\r\nContent-Length: 7\r\n",
+                "Content-Length: 18446744073709551616\r\n".to_owned(),
                 "1.1",
                 400,
             ),
-            ("Transfer-Encoding: chunked\r\n", "1.0", 400),
-            ("Transfer-Encoding: identity\r\n", "1.1", 400),
-            ("Transfer-Encoding: gzip, chunked\r\n", "1.1", 501),
             (
-                "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                "Content-Length: 7\r\nContent-Length: 8\r\n".into(),
                 "1.1",
                 400,
             ),
-        ] {
+            ("Content-Length: 7,\r\n".into(), "1.1", 400),
+            ("Content-Length: \r\n".into(), "1.1", 400),
+            (format!("{TE}Content-Length: 7\r\n"), "1.1", 400),
+            (TE.into(), "1.0", 400),
+            ("Transfer-Encoding: identity\r\n".into(), "1.1", 400),
+            ("Transfer-Encoding: gzip, chunked\r\n".into(), "1.1", 501),
+            (format!("{TE}{TE}"), "1.1", 400),
+        ];
+        for (fields, version, status) in refused {
             assert_eq!(
-                framing(fields, version).map_err(|e| e.kind().status()),
+                framing(&fields, version).map_err(|e| e.kind().status()),
                 Err(status),
                 "{fields:?}"
             );

@@ -101,7 +101,8 @@ check "chunked upload" 201 "$c"
 check "chunked sha" "$(sha256sum < "$WORK/b.bin" | cut -d' ' -f1)" "$(json "$(cat "$WORK/out")" 'j["files"][0]["sha256"]')"
 
 # A refused request that declares a huge Content-Length must not bring the
-# daemon down (upstream tiny_http allocated the declared length to drain it).
+# daemon down (tiny_http, the daemon's earlier HTTP layer, allocated the declared
+# length to drain it).
 r=$(python3 - "${URL#http://}" <<'PY'
 import socket, sys
 host, port = sys.argv[1].split(":")

@@ -88,13 +88,18 @@ impl Listener {
     /// turns into 408 or a close.
     pub fn accept(&self, timeout: Duration) -> io::Result<Socket> {
         let (socket, _) = self.socket.accept()?;
-        socket.set_read_timeout(Some(timeout))?;
-        socket.set_write_timeout(Some(timeout))?;
-        if socket.domain().is_ok_and(|d| d != Domain::UNIX) {
-            // Answers are written whole: waiting for more to send only
-            // delays them.
-            socket.set_tcp_nodelay(true)?;
-        }
+        let configured = socket
+            .set_read_timeout(Some(timeout))
+            .and_then(|()| socket.set_write_timeout(Some(timeout)))
+            .and_then(|()| match socket.domain() {
+                // Answers are written whole: waiting for more to send
+                // only delays them.
+                Ok(d) if d != Domain::UNIX => socket.set_tcp_nodelay(true),
+                _ => Ok(()),
+            });
+        // A connection that cannot be set up (its peer gone already) is
+        // that connection's failure, not the listener's.
+        configured.map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, e))?;
         Ok(socket)
     }
 

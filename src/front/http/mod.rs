@@ -58,23 +58,27 @@ impl Front for Http {
             };
             tracker.busy();
             let route = route(&head.method, &head.path, &head.query);
-            let keep = if route == Route::Upload {
+            let next = if route == Route::Upload {
                 let service = driver.service.clone();
                 match driver
                     .uploads
                     .run(conn, move |c| c.exchange(&service, head, route))
                 {
-                    Some((back, keep)) => {
+                    Some((back, next)) => {
                         conn = back;
-                        keep
+                        next
                     }
                     None => return,
                 }
             } else {
                 conn.exchange(&driver.service, head, route)
             };
-            if !keep {
-                return;
+            match next {
+                Next::Keep => {}
+                Next::Close => return,
+                // On this thread, not the upload worker's: a worker is
+                // not held while a client finishes sending.
+                Next::Linger => return conn.linger(),
             }
         }
     }
@@ -183,8 +187,8 @@ impl<S: Read + Write + Shut> Conn<S> {
         self.linger();
     }
 
-    /// Answers one request; whether the connection goes on.
-    pub fn exchange(&mut self, service: &Service, head: Head, route: Route) -> bool {
+    /// Answers one request; what becomes of the connection.
+    pub fn exchange(&mut self, service: &Service, head: Head, route: Route) -> Next {
         let started = Instant::now();
         let Head {
             method,
@@ -231,7 +235,12 @@ impl<S: Read + Write + Shut> Conn<S> {
         let mut close = !keep_alive
             || (route == Route::Upload && outcome.answer.is_err())
             || body.state == BodyState::Broken;
-        if !close && body.state == BodyState::Open {
+        if body.continue_pending {
+            // The client waits for `100 Continue` before it sends a body
+            // the core never asked for: it gets the final answer instead,
+            // and the connection ends (RFC 9110 section 10.1.1).
+            close = true;
+        } else if !close && body.state == BodyState::Open {
             // What the core did not read, a status request's stray body
             // say, is read off when small; else the connection ends.
             close = !body.drain(MAX_DRAIN);
@@ -247,12 +256,13 @@ impl<S: Read + Write + Shut> Conn<S> {
         log::request(&method, &path, &outcome, started.elapsed());
         let response = render(outcome);
         if self.respond(&response, head_only, close).is_err() {
-            return false;
+            return Next::Close;
         }
-        if close && unread {
-            self.linger();
+        match (close, unread) {
+            (false, _) => Next::Keep,
+            (true, false) => Next::Close,
+            (true, true) => Next::Linger,
         }
-        !close
     }
 
     fn respond(&mut self, response: &Response, head_only: bool, close: bool) -> io::Result<()> {
@@ -297,6 +307,18 @@ fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
+}
+
+/// What becomes of a connection after an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// It serves the next request.
+    Keep,
+    /// It ends now.
+    Close,
+    /// It ends once what the client still sends of an unread body is
+    /// read off for a moment, so that the answer is not lost to a reset.
+    Linger,
 }
 
 /// A stream whose sending side can be closed on its own.

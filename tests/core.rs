@@ -8,7 +8,7 @@ mod common;
 use std::fs;
 use std::process::Command;
 
-use common::{Core, FORM, form, json, one_file};
+use common::{Core, FORM, form, json, one_file, unescape_html};
 use fileupload::app::intercept::Limits;
 use fileupload::app::render::render;
 use fileupload::app::{Answer, App, Route, route};
@@ -362,15 +362,6 @@ fn file_names_are_cleaned() {
     let r = core.post("/upload?X-Progress-ID=crlf-raw", raw);
     assert_eq!(r.status, 400);
     assert!(!r.body.contains(&b'\r'), "CR in the reply");
-}
-
-/// The five escapes of `escape_html`, undone.
-fn unescape_html(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
 }
 
 /// The value of `attribute="…"` in an HTML text.

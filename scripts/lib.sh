@@ -2,10 +2,8 @@
 # Every process a test starts is recorded in PIDS and stopped by the trap.
 
 BIN="${FILEUPLOAD_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/release/fileupload}"
-# The Python test tools (scripts/tools); python_tools runs python3 with
-# them importable, for the snippets embedded in the suites.
+# The Python test tools (scripts/tools).
 TOOLS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/tools"
-python_tools() { PYTHONPATH="$TOOLS${PYTHONPATH:+:$PYTHONPATH}" python3 "$@"; }
 WORK=$(mktemp -d)
 PIDS=()
 FAILS=0

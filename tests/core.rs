@@ -3,173 +3,22 @@
 //! the bodies a browser or `curl` would send. What needs a real socket
 //! (framing, `Expect`, the log) stays in `scripts/test-api.sh`.
 
+mod common;
+
 use std::fs;
-use std::path::PathBuf;
 use std::process::Command;
 
+use common::{Core, FORM, form, json, one_file, unescape_html};
 use fileupload::app::intercept::Limits;
 use fileupload::app::render::render;
 use fileupload::app::{Answer, App, Route, route};
-use fileupload::model::http::{Request, Response};
+use fileupload::model::http::Request;
 use fileupload::model::identifier::{Signer, to_hex};
 use fileupload::{Error, Pool};
 use serde_json::{Value, json};
 
-const BOUNDARY: &str = "XX";
-const FORM: &str = "multipart/form-data; boundary=XX";
 /// What a browser posting a plain form sends.
 const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
-
-/// An app over a pool of its own, removed when the test ends.
-struct Core {
-    app: App,
-    root: PathBuf,
-}
-
-impl Core {
-    /// The limits of `scripts/test-api.sh`: 1 MB, 3 files.
-    fn new(name: &str) -> Core {
-        Core::with(name, Some(1_000_000), 4)
-    }
-
-    fn with(name: &str, max_size: Option<u64>, max_uploads: usize) -> Core {
-        let root =
-            std::env::temp_dir().join(format!("fileupload-core-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
-        fs::create_dir_all(&root).unwrap();
-        let pool = Pool::open(root.join("pool"), Signer::new(None)).unwrap();
-        let limits = Limits {
-            max_size,
-            max_files: 3,
-            idle_timeout: None,
-        };
-        Core {
-            app: App::new(pool, limits, true, max_uploads),
-            root,
-        }
-    }
-
-    fn pool(&self) -> PathBuf {
-        self.root.join("pool")
-    }
-
-    /// What the pool directory holds, sorted.
-    fn pool_entries(&self) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(self.pool())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-
-    /// Routes, handles and renders a request, as every front end does.
-    fn ask(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        length: Option<u64>,
-    ) -> Response {
-        let (path, query) = url.split_once('?').unwrap_or((url, ""));
-        let mut body = body;
-        let route = route(method, path, query);
-        render(
-            self.app.handle(
-                route,
-                Request {
-                    method: method.into(),
-                    path: path.into(),
-                    query: query.into(),
-                    headers: headers
-                        .iter()
-                        .map(|(n, v)| (n.to_string(), v.to_string()))
-                        .collect(),
-                    content_length: length,
-                    body: &mut body,
-                },
-            ),
-        )
-    }
-
-    fn get(&self, url: &str) -> Response {
-        self.ask("GET", url, &[], b"", None)
-    }
-
-    /// Posts a multipart form with its `Content-Length`.
-    fn post(&self, url: &str, body: &[u8]) -> Response {
-        self.ask(
-            "POST",
-            url,
-            &[("Content-Type", FORM)],
-            body,
-            Some(body.len() as u64),
-        )
-    }
-
-    /// The status document of an identifier.
-    fn status(&self, id: &str) -> Value {
-        json(&self.get(&format!("/upload/status?X-Progress-ID={id}")))
-    }
-
-    /// The files of an upload's bucket that are not the pool's own.
-    fn stored_files(&self, id: &str) -> Vec<String> {
-        let dir = self.pool().join(id);
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "lock" && n != "status.json")
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for Core {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.root);
-    }
-}
-
-/// One part of a form: field name, file name (`None` for a plain field),
-/// content type, content.
-type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
-
-/// A `multipart/form-data` body with boundary `XX`, as a browser writes it.
-fn form(parts: &[Part<'_>]) -> Vec<u8> {
-    let mut b = Vec::new();
-    for (name, filename, content_type, data) in parts {
-        b.extend_from_slice(
-            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
-        );
-        if let Some(f) = filename {
-            b.extend_from_slice(format!("; filename=\"{f}\"").as_bytes());
-        }
-        if let Some(t) = content_type {
-            b.extend_from_slice(format!("\r\nContent-Type: {t}").as_bytes());
-        }
-        b.extend_from_slice(b"\r\n\r\n");
-        b.extend_from_slice(data);
-        b.extend_from_slice(b"\r\n");
-    }
-    b.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    b
-}
-
-/// A form of one file `f` named `filename`.
-fn one_file(filename: &str, data: &[u8]) -> Vec<u8> {
-    form(&[("f", Some(filename), None, data)])
-}
-
-fn json(response: &Response) -> Value {
-    serde_json::from_slice(&response.body).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}",
-            String::from_utf8_lossy(&response.body)
-        )
-    })
-}
 
 fn sha256(data: &[u8]) -> String {
     to_hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
@@ -321,7 +170,10 @@ fn invalid_identifiers_touch_nothing() {
         assert_eq!(json(&r)["state"], "error", "upload with [{bad}]");
     }
     assert_eq!(core.pool_entries(), before);
-    assert!(!core.root.join("x").exists(), "a traversal created a file");
+    assert!(
+        !core.root.path().join("x").exists(),
+        "a traversal created a file"
+    );
 }
 
 #[test]
@@ -510,15 +362,6 @@ fn file_names_are_cleaned() {
     let r = core.post("/upload?X-Progress-ID=crlf-raw", raw);
     assert_eq!(r.status, 400);
     assert!(!r.body.contains(&b'\r'), "CR in the reply");
-}
-
-/// The five escapes of `escape_html`, undone.
-fn unescape_html(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
 }
 
 /// The value of `attribute="…"` in an HTML text.

@@ -6,10 +6,11 @@
 mod common;
 
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, closed, header, multipart, read_answer, read_to_close};
+use common::{Daemon, closed, entries, header, multipart, read_answer, read_to_close};
 
 const STATUS: &str = "/upload/status?X-Progress-ID=a";
 
@@ -521,10 +522,17 @@ fn the_connection_cap_evicts_the_oldest_idle_one() {
     let mut busy = [start("busy-1"), start("busy-2")];
     sleep(Duration::from_millis(300));
     let mut refused = d.connect();
+    let asked = Instant::now();
     let reply = read_to_close(&mut refused);
     assert!(
         reply.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
         "{reply}"
+    );
+    // At once, never left hanging.
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
     );
     assert_eq!(header(&reply, "Retry-After"), Some("5"));
     for s in &mut busy {
@@ -592,14 +600,21 @@ fn an_inherited_listening_socket_is_served() {
 
 /// A flood of ten times `--max-connections`, half silent, half sending a
 /// head one byte at a time, on a daemon whose idle timeout outlasts the
-/// test: status requests on new connections are all answered, and the
-/// daemon's threads and sockets stay within the cap.
+/// test: status requests on new connections are all answered, the
+/// daemon's threads and sockets come down to the cap, and it serves on.
 #[test]
 fn a_connection_flood_keeps_no_status_request_out() {
     const MAX: usize = 16;
     let d = Daemon::start(
         "flood",
-        &["--idle-timeout", "30s", "--max-connections", "16"],
+        &[
+            "--idle-timeout",
+            "30s",
+            "--max-connections",
+            "16",
+            "--max-uploads",
+            "2",
+        ],
     );
     let mut flood = Vec::new();
     let more = |flood: &mut Vec<std::net::TcpStream>, n: usize| {
@@ -624,22 +639,27 @@ fn a_connection_flood_keeps_no_status_request_out() {
         assert!(reply.ends_with(r#"{"state":"starting"}"#), "{reply}");
         more(&mut flood, MAX / 2);
     }
+    assert!(flood.len() >= 10 * MAX, "the flood opened {}", flood.len());
     // The evicted connections' threads end as they are shut down: within
-    // a moment, at most one thread per admitted connection beside the
-    // upload workers and the process's own.
+    // a moment, main, accept, the 2 upload workers and one thread per
+    // admitted connection.
     let deadline = Instant::now() + Duration::from_secs(10);
     let (mut threads, mut sockets);
     loop {
         (threads, sockets) = (d.threads(), d.sockets());
-        // Main, accept, 32 upload workers by default, one per connection.
-        if threads <= MAX + 2 + 32 && sockets <= 2 * MAX + 1 || Instant::now() > deadline {
+        if threads <= MAX + 4 && sockets <= 2 * MAX + 1 || Instant::now() > deadline {
             break;
         }
         sleep(Duration::from_millis(200));
     }
-    assert!(threads <= MAX + 2 + 32, "{threads} threads");
+    assert!(threads <= MAX + 4, "{threads} threads");
     // Each connection: its socket and the registry's handle to evict it.
     assert!(sockets <= 2 * MAX + 1, "{sockets} sockets");
+    drop(flood);
+    let reply = d.exchange(
+        b"GET /upload/status?X-Progress-ID=after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert!(reply.ends_with(r#"{"state":"starting"}"#), "{reply}");
 }
 
 /// A client that pipelines 500 requests with large answers and never
@@ -647,7 +667,10 @@ fn a_connection_flood_keeps_no_status_request_out() {
 /// an answer is written, so everyone else is still answered.
 #[test]
 fn a_client_that_never_reads_holds_one_thread() {
-    let d = Daemon::start("no-reader", &["--idle-timeout", "20s"]);
+    let d = Daemon::start(
+        "no-reader",
+        &["--idle-timeout", "20s", "--max-uploads", "1"],
+    );
     let mut fields = Vec::new();
     for _ in 0..100 {
         fields.extend_from_slice(b"--XX\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n");
@@ -680,7 +703,12 @@ fn a_client_that_never_reads_holds_one_thread() {
         }
     };
     let base = settled();
-    let mut hog = d.connect();
+    // A receive buffer of 4 KiB, so that the daemon's writes to it stall
+    // after a few answers.
+    let hog = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    hog.set_recv_buffer_size(4096).unwrap();
+    hog.connect(&d.addr.into()).unwrap();
+    let mut hog = std::net::TcpStream::from(hog);
     let request = b"GET /upload/status?X-Progress-ID=big HTTP/1.1\r\nHost: a\r\n\r\n";
     hog.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
     for _ in 0..500 {
@@ -688,11 +716,37 @@ fn a_client_that_never_reads_holds_one_thread() {
             break;
         }
     }
+    // The answers have stalled once the hog's receive queue holds bytes
+    // and stops growing.
+    let queued = || {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int to the pointer given.
+        let r = unsafe { libc::ioctl(hog.as_raw_fd(), libc::FIONREAD, &mut n) };
+        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+        n
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = -1;
+    while Instant::now() < deadline {
+        let now = queued();
+        if now > 0 && now == last {
+            break;
+        }
+        last = now;
+        sleep(Duration::from_millis(200));
+    }
+    assert!(last > 0, "no answer reached the hog");
     for _ in 0..5 {
+        let asked = Instant::now();
         let reply = d.exchange(
             b"GET /upload/status?X-Progress-ID=other HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
         );
         assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            asked.elapsed()
+        );
     }
     // The hog holds its own connection's thread, and nothing more.
     let held = settled();
@@ -733,17 +787,16 @@ fn a_trickled_body_is_cut_off() {
         reply.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
         "{reply}"
     );
-    let status = d.exchange(
-        b"GET /upload/status?X-Progress-ID=trickle HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-    );
+    let mut s = d.connect();
+    s.write_all(b"GET /upload/status?X-Progress-ID=trickle HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let (_, status) = read_answer(&mut s);
+    let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
+    assert_eq!(status["state"], "error", "{status}");
+    assert_eq!(status["status"], 408, "{status}");
     assert!(
-        status.contains(r#""status":408"#) && status.contains("idle timeout"),
+        status["error"].as_str().unwrap().contains("idle timeout"),
         "{status}"
     );
-    let mut left: Vec<_> = std::fs::read_dir(d.pool.join("trickle"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    left.sort();
-    assert_eq!(left, ["lock", "status.json"]);
+    assert_eq!(entries(&d.pool.join("trickle")), ["lock", "status.json"]);
 }

@@ -1,5 +1,6 @@
-//! What the integration tests share: a temporary directory, and the built
-//! `fileupload` binary run as a daemon on a free loopback port.
+//! What the integration tests share: a temporary directory, the built
+//! `fileupload` binary run as a daemon on a free loopback port, and the
+//! core in memory over a pool of its own.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -8,6 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use fileupload::Pool;
+use fileupload::app::intercept::Limits;
+use fileupload::app::render::render;
+use fileupload::app::{App, route};
+use fileupload::model::http::{Request, Response};
+use fileupload::model::identifier::Signer;
+use serde_json::Value;
 
 /// A directory removed when dropped.
 pub struct TempDir(pub PathBuf);
@@ -161,8 +170,9 @@ pub fn read_to_close(s: &mut TcpStream) -> String {
 }
 
 /// One HTTP/1.1 answer read off a connection that stays open: the head
-/// and the body its `Content-Length` gives.
-pub fn read_answer(s: &mut TcpStream) -> (String, Vec<u8>) {
+/// and the body its `Content-Length` gives. (A buffered reader saves a
+/// system call a byte where many answers are read.)
+pub fn read_answer(s: &mut impl Read) -> (String, Vec<u8>) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -219,4 +229,165 @@ pub fn multipart(boundary: &str, name: &str, data: &[u8]) -> Vec<u8> {
     body.extend_from_slice(data);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     body
+}
+
+/// The names in a directory, sorted.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The boundary of the forms [`form`] writes, and their `Content-Type`.
+pub const BOUNDARY: &str = "XX";
+pub const FORM: &str = "multipart/form-data; boundary=XX";
+
+/// An app over a pool of its own, removed when the test ends.
+pub struct Core {
+    pub app: App,
+    pub root: TempDir,
+}
+
+impl Core {
+    /// The limits of `scripts/test-api.sh`: 1 MB, 3 files.
+    pub fn new(name: &str) -> Core {
+        Core::with(name, Some(1_000_000), 4)
+    }
+
+    pub fn with(name: &str, max_size: Option<u64>, max_uploads: usize) -> Core {
+        let limits = Limits {
+            max_size,
+            max_files: 3,
+            idle_timeout: None,
+        };
+        Core::open(name, limits, None, max_uploads)
+    }
+
+    /// With any limits, and a signing key or none.
+    pub fn open(name: &str, limits: Limits, key: Option<&[u8]>, max_uploads: usize) -> Core {
+        let root = TempDir::new(name);
+        let pool = Pool::open(root.pool(), Signer::new(key)).unwrap();
+        Core {
+            app: App::new(pool, limits, true, max_uploads),
+            root,
+        }
+    }
+
+    pub fn pool(&self) -> PathBuf {
+        self.root.pool()
+    }
+
+    /// What the pool directory holds, sorted.
+    pub fn pool_entries(&self) -> Vec<String> {
+        entries(&self.pool())
+    }
+
+    /// Routes, handles and renders a request, as every front end does.
+    pub fn ask(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        length: Option<u64>,
+    ) -> Response {
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut body = body;
+        let route = route(method, path, query);
+        render(
+            self.app.handle(
+                route,
+                Request {
+                    method: method.into(),
+                    path: path.into(),
+                    query: query.into(),
+                    headers: headers
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), v.to_string()))
+                        .collect(),
+                    content_length: length,
+                    body: &mut body,
+                },
+            ),
+        )
+    }
+
+    pub fn get(&self, url: &str) -> Response {
+        self.ask("GET", url, &[], b"", None)
+    }
+
+    /// Posts a multipart form with its `Content-Length`.
+    pub fn post(&self, url: &str, body: &[u8]) -> Response {
+        self.ask(
+            "POST",
+            url,
+            &[("Content-Type", FORM)],
+            body,
+            Some(body.len() as u64),
+        )
+    }
+
+    /// The status document of an identifier.
+    pub fn status(&self, id: &str) -> Value {
+        json(&self.get(&format!("/upload/status?X-Progress-ID={id}")))
+    }
+
+    /// The files of an upload's bucket that are not the pool's own.
+    pub fn stored_files(&self, id: &str) -> Vec<String> {
+        let mut names = entries(&self.pool().join(id));
+        names.retain(|n| n != "lock" && n != "status.json");
+        names
+    }
+}
+
+/// One part of a form: field name, file name (`None` for a plain field),
+/// content type, content.
+pub type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+/// A `multipart/form-data` body with boundary `XX`, as a browser writes it.
+pub fn form(parts: &[Part<'_>]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (name, filename, content_type, data) in parts {
+        b.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
+        );
+        if let Some(f) = filename {
+            b.extend_from_slice(format!("; filename=\"{f}\"").as_bytes());
+        }
+        if let Some(t) = content_type {
+            b.extend_from_slice(format!("\r\nContent-Type: {t}").as_bytes());
+        }
+        b.extend_from_slice(b"\r\n\r\n");
+        b.extend_from_slice(data);
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    b
+}
+
+/// A form of one file `f` named `filename`.
+pub fn one_file(filename: &str, data: &[u8]) -> Vec<u8> {
+    form(&[("f", Some(filename), None, data)])
+}
+
+/// An answer's body as JSON.
+pub fn json(response: &Response) -> Value {
+    serde_json::from_slice(&response.body).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}",
+            String::from_utf8_lossy(&response.body)
+        )
+    })
+}
+
+/// The five escapes of `escape_html`, undone.
+pub fn unescape_html(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
 }

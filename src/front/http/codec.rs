@@ -373,25 +373,43 @@ enum Chunk {
 impl Dechunker {
     /// Decodes from `input` into `out`: how many input bytes were used and
     /// how many data bytes were written. It stops when `out` is full or the
-    /// body ends; it uses every input byte otherwise.
+    /// body ends; it uses every input byte otherwise. Data decoded before
+    /// a framing error is given first, and the error on the next call, so
+    /// that any cut of the input gives the same bytes before the error.
     pub fn decode(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, usize), HttpError> {
-        let bad = HttpError::BadRequest;
         let (mut used, mut written) = (0, 0);
-        while used < input.len() && self.state != Chunk::Done {
-            let byte = input[used];
+        match self.run(input, out, &mut used, &mut written) {
+            // Every error is met again at the same byte: it leaves the
+            // state as it was, or past its bound for good.
+            Err(_) if written > 0 => Ok((used, written)),
+            Err(e) => Err(e),
+            Ok(()) => Ok((used, written)),
+        }
+    }
+
+    fn run(
+        &mut self,
+        input: &[u8],
+        out: &mut [u8],
+        used: &mut usize,
+        written: &mut usize,
+    ) -> Result<(), HttpError> {
+        let bad = HttpError::BadRequest;
+        while *used < input.len() && self.state != Chunk::Done {
+            let byte = input[*used];
             match self.state {
                 Chunk::Data(left) => {
-                    let room = out.len() - written;
+                    let room = out.len() - *written;
                     if room == 0 {
                         break;
                     }
                     let n = usize::try_from(left)
                         .unwrap_or(usize::MAX)
                         .min(room)
-                        .min(input.len() - used);
-                    out[written..written + n].copy_from_slice(&input[used..used + n]);
-                    used += n;
-                    written += n;
+                        .min(input.len() - *used);
+                    out[*written..*written + n].copy_from_slice(&input[*used..*used + n]);
+                    *used += n;
+                    *written += n;
                     let left = left - n as u64;
                     self.state = if left == 0 {
                         Chunk::DataCr
@@ -482,9 +500,9 @@ impl Dechunker {
                 }
                 Chunk::Done => break,
             }
-            used += 1;
+            *used += 1;
         }
-        Ok((used, written))
+        Ok(())
     }
 
     /// Whether the whole body, trailer and all, has been read.
@@ -592,6 +610,16 @@ mod tests {
         for bad in BROKEN {
             for step in 1..=bad.len() {
                 assert_eq!(dechunk(bad, step, 8).1, None, "{bad:?} step {step}");
+            }
+        }
+        // Found by the fuzzer: data before a framing error came out with a
+        // small buffer and was lost with a large one.
+        let early = b"5\r\nXa:\r\xa0\n\rLength: 5, 5\r\nX: a\r\n\r\n";
+        let whole = dechunk(early, early.len(), 1 << 16);
+        assert_eq!(whole, (b"Xa:\r\xa0".to_vec(), None));
+        for step in 1..early.len() {
+            for room in [1, 3, 64] {
+                assert_eq!(dechunk(early, step, room), whole, "step {step} room {room}");
             }
         }
         // The largest size that fits is a size, not an error.

@@ -11,6 +11,9 @@ each writing its PID to WORK/pids, and runs the named checks:
            1 s and the partial file is gone
   race     RACE_ROUNDS rounds of one identifier sent to A and B at once:
            exactly one 201 and one 409 each
+  cli      the CLI on every mount: `path` of A's upload on every host, `clear`
+           on B of A's running upload (A's client 410), `gc` on the last
+           host removing what A and B stored
   load     LOAD_UPLOADS uploads on every host with pollers on every host:
            every 201'd upload reads `done` with the right sha256 on every host
            (HTTP and the CLI), `received` never decreases for one poller
@@ -362,6 +365,44 @@ def check_load(uploads, pollers_per_host, rate):
           flush=True)
 
 
+def cli(mount, *args):
+    return subprocess.run([BIN, "--directory", mount, *args], capture_output=True, text=True)
+
+
+def check_cli():
+    (_, a, ma), (_, b, mb), (_, _, mc) = daemons[0], daemons[1], daemons[-1]
+    i = ident("cli")
+    data = os.urandom(1 << 20)
+    up = Upload(a, i, data)
+    up.run()
+    if up.code != 201:
+        fail(f"cli: upload answered {up.code}")
+    for _, _, m in daemons:
+        r = cli(m, "path", i)
+        path = r.stdout.strip()
+        ok = r.returncode == 0 and path.startswith(m) and os.path.exists(path)
+        if not ok or hashlib.sha256(open(path, "rb").read()).digest() != hashlib.sha256(data).digest():
+            fail(f"cli: path on {m}: {r.returncode} {r.stdout!r} {r.stderr!r}")
+    j = ident("cli-clear")
+    up = Upload(a, j, os.urandom(8 << 20), pause=0.02)
+    up.start()
+    if not wait_for(lambda: status(b, j)[1].get("state") == "uploading", 10):
+        fail("cli: B never saw uploading")
+    r = cli(mb, "clear", j)
+    up.join()
+    if r.returncode != 0 or up.code != 410:
+        fail(f"cli: clear on B: {r.returncode} {r.stderr!r}; A's client {up.code}")
+    k = ident("cli-gc")
+    up2 = Upload(b, k, os.urandom(1 << 20))
+    up2.run()
+    r = cli(mc, "gc", "--older-than", "0s")
+    left = [x for x in (i, k) if os.path.exists(os.path.join(mc, x))]
+    if r.returncode != 0 or left or up2.code != 201:
+        fail(f"cli: gc on the last host: {r.returncode} {r.stdout!r} {r.stderr!r}, left {left}")
+    print(f"cli: path on {len(daemons)} hosts, clear on B, gc on the last host: "
+          f"{len(left)} left", flush=True)
+
+
 try:
     for m in MOUNTS:
         daemons.append(start_daemon(m))
@@ -370,6 +411,8 @@ try:
             check_rising()
         elif c == "clear":
             check_clear(int(os.environ.get("CLEAR_ROUNDS", "3")))
+        elif c == "cli":
+            check_cli()
         elif c == "kill":
             check_kill()
         elif c == "race":

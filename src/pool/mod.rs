@@ -585,8 +585,9 @@ fn lock_existing(dir: &Path, wait: Duration) -> Result<Hold> {
 fn check_writer(dir: &Path, status: Status) -> Result<Status> {
     let file = match open_lock(dir, false) {
         Ok(f) => f,
-        // No lock file under a status: the bucket is being removed.
-        Err(e) if is_gone(&e) => return Ok(interrupted(status)),
+        // No lock file under a status: the bucket is being removed, or this
+        // host's client cannot resolve the name yet. No verdict either way.
+        Err(e) if is_gone(&e) => return reread(dir),
         Err(e) => return Err(Error::disk("open the bucket's lock", &e)),
     };
     // One try, no wait: a status read must never queue behind a writer. The
@@ -655,10 +656,13 @@ const FRESH_TRIES: u32 = 20;
 /// inode) is read again. `cleared` is taken from the same listing.
 fn read_status_fresh(dir: &Path) -> Result<Fresh> {
     let mut last = None;
+    let mut damaged = None;
     let mut empty = false;
     for round in 0..FRESH_TRIES {
+        // At once, then after pauses that grow to 64 ms: about a second in
+        // all, the time a network client keeps a name by default.
         if round >= 2 {
-            thread::sleep(Duration::from_millis(1));
+            thread::sleep(Duration::from_millis(1 << (round - 2).min(6)));
         }
         let listing = match Listing::read(dir) {
             Ok(l) => l,
@@ -680,38 +684,41 @@ fn read_status_fresh(dir: &Path) -> Result<Fresh> {
         // (see replace_status), or a document not yet flushed by another
         // host's client: read again, and take it as none if it stays so.
         if bytes.is_empty() {
+            if ino == listed && round >= 2 {
+                return Ok(none(true));
+            }
             empty = true;
             continue;
         }
-        let status = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::internal(format!("the upload's status is damaged: {e}")))?;
+        // A document cut short: another host's client had not written it
+        // all out yet when it renamed it (GlusterFS' write-behind). Read
+        // again; a document that stays damaged is an error.
+        let status = match parse_status(&bytes) {
+            Ok(status) => status,
+            Err(e) => {
+                damaged = Some(e);
+                continue;
+            }
+        };
         if ino == listed {
             return Ok(Fresh {
                 status: Some(status),
                 verified: true,
             });
         }
-        // Replaced between our listing and our open: round again. The same
-        // pair twice means a filesystem whose listing numbers files its own
-        // way: nothing to wait for.
-        if last
-            .as_ref()
-            .is_some_and(|(l, i, b)| *l == listed && *i == ino && *b == bytes)
-        {
-            return Ok(Fresh {
-                status: Some(status),
-                verified: true,
-            });
-        }
-        last = Some((listed, ino, bytes));
+        // Replaced between our listing and our open, or this host's client
+        // still resolves the name to an earlier document: round again.
+        last = Some(status);
     }
-    if let Some((_, _, bytes)) = last {
-        let status = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::internal(format!("the upload's status is damaged: {e}")))?;
+    // Not verified: reported, never acted upon (see check_writer).
+    if let Some(status) = last {
         return Ok(Fresh {
             status: Some(status),
             verified: false,
         });
+    }
+    if let Some(e) = damaged {
+        return Err(e);
     }
     if empty {
         return Ok(none(true));
@@ -719,6 +726,11 @@ fn read_status_fresh(dir: &Path) -> Result<Fresh> {
     Err(Error::internal(
         "the upload's status keeps going stale under its reader",
     ))
+}
+
+fn parse_status(bytes: &[u8]) -> Result<Status> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::internal(format!("the upload's status is damaged: {e}")))
 }
 
 fn none(verified: bool) -> Fresh {

@@ -235,14 +235,18 @@ impl Pool {
                     continue;
                 }
             };
-            let stale = match fs::symlink_metadata(dir.join(STATUS)) {
-                Err(_) => true,
-                Ok(meta) => match read_status_fresh(&dir)?.status {
-                    None => true,
-                    Some(s) if s.state == State::Uploading => true,
-                    Some(s) if s.error.as_deref() == Some(INTERRUPTED) => true,
-                    Some(_) => meta.modified().map(|t| t < cutoff).unwrap_or(false),
-                },
+            // Judged only on a verified read: a document this host's client
+            // still showed under the name could make a finished upload look
+            // interrupted, or old.
+            let fresh = read_status_fresh(&dir)?;
+            if !fresh.verified {
+                continue;
+            }
+            let stale = match fresh.status {
+                None => true,
+                Some(s) if s.state == State::Uploading => true,
+                Some(s) if s.error.as_deref() == Some(INTERRUPTED) => true,
+                Some(_) => fresh.modified.is_some_and(|t| t < cutoff),
             };
             if stale {
                 remove_bucket(&dir, lock)?;
@@ -607,14 +611,14 @@ fn check_writer(dir: &Path, status: Status) -> Result<Status> {
     let Some(status) = fresh.status else {
         return Ok(Status::unknown());
     };
-    if status.state != State::Uploading {
+    // An unverified document may be one the writer has since replaced with
+    // its last: no verdict on it, the next poll asks again.
+    if status.state != State::Uploading || !fresh.verified {
         return Ok(status);
     }
     let status = interrupted(status);
-    if fresh.verified {
-        remove_parts(dir)?;
-        write_status(dir, &status, false)?;
-    }
+    remove_parts(dir)?;
+    write_status(dir, &status, false)?;
     Ok(status)
 }
 
@@ -639,6 +643,8 @@ struct Fresh {
     /// Whether the document read is the one the listing named (always,
     /// but on a filesystem that keeps changing it faster than we read).
     verified: bool,
+    /// When the document read was written.
+    modified: Option<SystemTime>,
 }
 
 /// How many times a reader lists and reads again before it settles for
@@ -675,7 +681,7 @@ fn read_status_fresh(dir: &Path) -> Result<Fresh> {
         let Some(listed) = listing.status else {
             return Ok(none(true));
         };
-        let (bytes, ino) = match read_nofollow(&dir.join(STATUS)) {
+        let (bytes, meta) = match read_nofollow(&dir.join(STATUS)) {
             Ok(read) => read,
             Err(e) if is_gone(&e) => continue,
             Err(e) => return Err(Error::disk("read the upload's status", &e)),
@@ -684,7 +690,7 @@ fn read_status_fresh(dir: &Path) -> Result<Fresh> {
         // (see replace_status), or a document not yet flushed by another
         // host's client: read again, and take it as none if it stays so.
         if bytes.is_empty() {
-            if ino == listed && round >= 2 {
+            if meta.ino() == listed && round >= 2 {
                 return Ok(none(true));
             }
             empty = true;
@@ -700,10 +706,11 @@ fn read_status_fresh(dir: &Path) -> Result<Fresh> {
                 continue;
             }
         };
-        if ino == listed {
+        if meta.ino() == listed {
             return Ok(Fresh {
                 status: Some(status),
                 verified: true,
+                modified: meta.modified().ok(),
             });
         }
         // Replaced between our listing and our open, or this host's client
@@ -715,6 +722,7 @@ fn read_status_fresh(dir: &Path) -> Result<Fresh> {
         return Ok(Fresh {
             status: Some(status),
             verified: false,
+            modified: None,
         });
     }
     if let Some(e) = damaged {
@@ -737,6 +745,7 @@ fn none(verified: bool) -> Fresh {
     Fresh {
         status: None,
         verified,
+        modified: None,
     }
 }
 
@@ -1025,16 +1034,16 @@ fn create_new(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// A file's bytes and its inode number.
-fn read_nofollow(path: &Path) -> io::Result<(Vec<u8>, u64)> {
+/// A file's bytes and its metadata, both from the file opened.
+fn read_nofollow(path: &Path) -> io::Result<(Vec<u8>, fs::Metadata)> {
     let mut f = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)?;
-    let ino = f.metadata()?.ino();
+    let meta = f.metadata()?;
     let mut bytes = Vec::new();
     io::Read::read_to_end(&mut f, &mut bytes)?;
-    Ok((bytes, ino))
+    Ok((bytes, meta))
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

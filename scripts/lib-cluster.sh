@@ -34,6 +34,7 @@ CLUSTER_GLUSTERD_PID=
 CLUSTER_MOUNT_PIDS=()
 CLUSTER_MOUNTS=()
 CLUSTER_VOLUME=
+CLUSTER_VOLUME_STOPPED=
 # The address glusterd, the bricks and the clients use: a loopback address
 # other than 127.0.0.1, which glusterd refuses as a brick host.
 CLUSTER_HOST=${CLUSTER_HOST:-127.0.0.2}
@@ -146,14 +147,25 @@ cluster_teardown() {
             [ -f "$f" ] && daemons+=("$(cat "$f")")
         done
     fi
+    CLUSTER_VOLUME_STOPPED=$CLUSTER_VOLUME
     if [ -n "$CLUSTER_VOLUME" ] && [ -n "$CLUSTER_GLUSTERD_PID" ]; then
         gluster --mode=script volume stop "$CLUSTER_VOLUME" force >/dev/null 2>&1 || true
         gluster --mode=script volume delete "$CLUSTER_VOLUME" >/dev/null 2>&1 || true
         CLUSTER_VOLUME=
     fi
+    # A PID file may outlive its process: kill only a process that is still
+    # a Gluster daemon of this volume.
     for pid in "${daemons[@]}"; do
-        [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+        [ -n "$pid" ] || continue
+        if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -Eq -- "--volfile-id ($CLUSTER_VOLUME_STOPPED\\.|shd/$CLUSTER_VOLUME_STOPPED )"; then
+            kill "$pid" 2>/dev/null || true
+        fi
     done
+    if [ -n "$CLUSTER_VOLUME_STOPPED" ]; then
+        # glusterd leaves the volume's run directories behind.
+        rm -f /var/run/gluster/vols/"$CLUSTER_VOLUME_STOPPED"/*.pid /var/run/gluster/shd/"$CLUSTER_VOLUME_STOPPED"/*.pid
+        rmdir /var/run/gluster/vols/"$CLUSTER_VOLUME_STOPPED" /var/run/gluster/shd/"$CLUSTER_VOLUME_STOPPED" 2>/dev/null || true
+    fi
     if [ -n "$CLUSTER_GLUSTERD_PID" ]; then
         kill "$CLUSTER_GLUSTERD_PID" 2>/dev/null || true
         wait "$CLUSTER_GLUSTERD_PID" 2>/dev/null || true

@@ -17,13 +17,22 @@
 //! waiting) to learn whether the writer still lives: the kernel drops the
 //! lock of a dead process, so a free lock under `uploading` is an
 //! interrupted upload.
+//!
+//! The pool may be shared by several hosts on a network filesystem
+//! (docs/cluster.md). Its clients cache names for about a second: a host
+//! may still find, under `status.json`, a document another host has since
+//! replaced. So a reader lists the bucket before it opens a file by name
+//! (a listing is answered by the server and refreshes the client's names)
+//! and checks that the file it opened is the one listed (see
+//! [`Listing`]); a lock file is current only when the listing names it; a
+//! file gone stale under a reader (`ESTALE`) is looked up again.
 
 pub(crate) mod priority;
 pub(crate) mod store;
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, DirEntryExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -221,14 +230,18 @@ impl Pool {
                     continue;
                 }
             };
-            let stale = match fs::symlink_metadata(dir.join(STATUS)) {
-                Err(_) => true,
-                Ok(meta) => match read_status_file(&dir)? {
-                    None => true,
-                    Some(s) if s.state == State::Uploading => true,
-                    Some(s) if s.error.as_deref() == Some(INTERRUPTED) => true,
-                    Some(_) => meta.modified().map(|t| t < cutoff).unwrap_or(false),
-                },
+            // Judged only on a verified read: a document this host's client
+            // still showed under the name could make a finished upload look
+            // interrupted, or old.
+            let fresh = read_status_fresh(&dir)?;
+            if !fresh.verified {
+                continue;
+            }
+            let stale = match fresh.status {
+                None => true,
+                Some(s) if s.state == State::Uploading => true,
+                Some(s) if s.error.as_deref() == Some(INTERRUPTED) => true,
+                Some(_) => fresh.modified.is_some_and(|t| t < cutoff),
             };
             if stale {
                 remove_bucket(&dir, lock)?;
@@ -273,13 +286,18 @@ impl Pool {
             }
             let file = match open_lock(&dir, true) {
                 Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if is_gone(&e) => continue,
                 Err(e) => return Err(Error::disk("open the bucket's lock", &e)),
             };
-            if !try_lock_for(&file, true, WRITER_LOCK_WAIT)? {
-                return Err(Error::conflict(
-                    "an upload with this identifier is in progress",
-                ));
+            match try_lock_for(&file, true, WRITER_LOCK_WAIT)? {
+                Locking::Taken => {}
+                Locking::Busy => {
+                    return Err(Error::conflict(
+                        "an upload with this identifier is in progress",
+                    ));
+                }
+                // Removed by a clear while we waited: make another.
+                Locking::Removed => continue,
             }
             if is_current_lock(&dir, &file)? {
                 return Ok(file);
@@ -313,10 +331,7 @@ impl Bucket<'_> {
             Ok(m) if !m.is_dir() => return Err(not_a_bucket(&dir)),
             Ok(_) => {}
         }
-        if dir.join(CLEARED).exists() {
-            return Ok(Status::unknown());
-        }
-        let Some(mut status) = read_status_file(&dir)? else {
+        let Some(mut status) = read_status_fresh(&dir)?.status else {
             return Ok(Status::unknown());
         };
         if status.state == State::Uploading {
@@ -536,11 +551,13 @@ enum Hold {
 fn lock_existing(dir: &Path, wait: Duration) -> Result<Hold> {
     let file = match open_lock(dir, false) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Hold::Gone),
+        Err(e) if is_gone(&e) => return Ok(Hold::Gone),
         Err(e) => return Err(Error::disk("open the bucket's lock", &e)),
     };
-    if !try_lock_for(&file, true, wait)? {
-        return Ok(Hold::Busy);
+    match try_lock_for(&file, true, wait)? {
+        Locking::Taken => {}
+        Locking::Busy => return Ok(Hold::Busy),
+        Locking::Removed => return Ok(Hold::Gone),
     }
     if !is_current_lock(dir, &file)? {
         return Ok(Hold::Gone);
@@ -549,33 +566,58 @@ fn lock_existing(dir: &Path, wait: Duration) -> Result<Hold> {
 }
 
 /// A reader found `uploading`: is the writer still there?
+///
+/// A free lock alone does not prove the writer dead: a writer that has
+/// just finished (or failed) has released it too, after writing its last
+/// document, and the `uploading` in hand may be an earlier document that
+/// this host's filesystem client still showed under the name. So the
+/// verdict needs, in this order: the lock taken exclusively (no writer, no
+/// other reader recording the same), the lock file still the bucket's (a
+/// clear may have removed it, and a new writer made another), and the
+/// status read again under the lock, fresh (see [`read_status_fresh`]),
+/// still `uploading`. Only then is the upload interrupted, and recorded.
 fn check_writer(dir: &Path, status: Status) -> Result<Status> {
     let file = match open_lock(dir, false) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(interrupted(status)),
+        // No lock file under a status: the bucket is being removed, or this
+        // host's client cannot resolve the name yet. No verdict either way.
+        Err(e) if is_gone(&e) => return reread(dir),
         Err(e) => return Err(Error::disk("open the bucket's lock", &e)),
     };
     // One try, no wait: a status read must never queue behind a writer. The
     // lock is also held, for a moment, by a reader recording an interrupted
     // upload; missing that only delays the news to the next poll.
-    if !try_lock_for(&file, false, Duration::ZERO)? {
-        return Ok(status);
+    match try_lock_for(&file, false, Duration::ZERO)? {
+        Locking::Taken => {}
+        Locking::Busy => return Ok(status),
+        Locking::Removed => return reread(dir),
     }
-    // The writer may have finished between our read and our lock.
-    let Some(status) = read_status_file(dir)? else {
+    // Another reader records the verdict, or a new writer has come: only
+    // report what the bucket says now.
+    if FileExt::try_lock_exclusive(&file).is_err() || !is_current_lock(dir, &file)? {
+        return reread(dir);
+    }
+    let fresh = read_status_fresh(dir)?;
+    let Some(status) = fresh.status else {
         return Ok(Status::unknown());
     };
-    if status.state != State::Uploading {
+    // An unverified document may be one the writer has since replaced with
+    // its last: no verdict on it, the next poll asks again.
+    if status.state != State::Uploading || !fresh.verified {
         return Ok(status);
     }
     let status = interrupted(status);
-    // Record it, and remove the partial files, if no other reader is busy
-    // with the same; else only report it.
-    if FileExt::try_lock_exclusive(&file).is_ok() && is_current_lock(dir, &file)? {
-        remove_parts(dir)?;
-        write_status(dir, &status, false)?;
-    }
+    remove_parts(dir)?;
+    write_status(dir, &status, false)?;
     Ok(status)
+}
+
+/// The status as the bucket has it now, without a verdict on the writer:
+/// what a reader reports when someone else is busy with the bucket.
+fn reread(dir: &Path) -> Result<Status> {
+    Ok(read_status_fresh(dir)?
+        .status
+        .unwrap_or_else(Status::unknown))
 }
 
 fn interrupted(mut status: Status) -> Status {
@@ -583,20 +625,158 @@ fn interrupted(mut status: Status) -> Status {
     status
 }
 
-fn read_status_file(dir: &Path) -> Result<Option<Status>> {
-    let bytes = match read_nofollow(&dir.join(STATUS)) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::disk("read the upload's status", &e)),
-    };
-    // Left by a power loss before a progress document reached the disk
-    // (see replace_status): there is no status to read.
-    if bytes.is_empty() {
-        return Ok(None);
+/// What a reader found in a bucket.
+struct Fresh {
+    /// The status document; `None` when there is none (or the upload was
+    /// cleared).
+    status: Option<Status>,
+    /// Whether the document read is the one the listing named (always,
+    /// but on a filesystem that keeps changing it faster than we read).
+    verified: bool,
+    /// When the document read was written.
+    modified: Option<SystemTime>,
+}
+
+/// How many times a reader lists and reads again before it settles for
+/// what it has: each round is a listing and an open, and a writer replaces
+/// the document at most a few times a millisecond.
+const FRESH_TRIES: u32 = 20;
+
+/// Reads the status document as the filesystem's server has it now, not
+/// as a network client may still cache it under its name: lists the bucket
+/// (which also refreshes the client's names), opens `status.json`, and
+/// keeps the document only when the file opened is the one listed. Every
+/// version of the document is a new file (see [`write_status`]), so a file
+/// is never rewritten: the one listed, read whole, is the current status.
+/// A file replaced meanwhile (`ENOENT`, `ESTALE` on open or read, another
+/// inode) is read again. `cleared` is taken from the same listing.
+fn read_status_fresh(dir: &Path) -> Result<Fresh> {
+    let mut last = None;
+    let mut damaged = None;
+    let mut empty = false;
+    for round in 0..FRESH_TRIES {
+        // At once, then after pauses that grow to 64 ms: about a second in
+        // all, the time a network client keeps a name by default.
+        if round >= 2 {
+            thread::sleep(Duration::from_millis(1 << (round - 2).min(6)));
+        }
+        let listing = match Listing::read(dir) {
+            Ok(l) => l,
+            Err(e) if is_gone(&e) => return Ok(none(true)),
+            Err(e) => return Err(Error::disk("list the upload's bucket", &e)),
+        };
+        if listing.cleared {
+            return Ok(none(true));
+        }
+        let Some(listed) = listing.status else {
+            return Ok(none(true));
+        };
+        let (bytes, meta) = match read_nofollow(&dir.join(STATUS)) {
+            Ok(read) => read,
+            Err(e) if is_gone(&e) => continue,
+            Err(e) => return Err(Error::disk("read the upload's status", &e)),
+        };
+        // Left by a power loss before a progress document reached the disk
+        // (see replace_status), or a document not yet flushed by another
+        // host's client: read again, and take it as none if it stays so.
+        if bytes.is_empty() {
+            if meta.ino() == listed && round >= 2 {
+                return Ok(none(true));
+            }
+            empty = true;
+            continue;
+        }
+        // A document cut short: another host's client had not written it
+        // all out yet when it renamed it (GlusterFS' write-behind). Read
+        // again; a document that stays damaged is an error.
+        let status = match parse_status(&bytes) {
+            Ok(status) => status,
+            Err(e) => {
+                damaged = Some(e);
+                continue;
+            }
+        };
+        if meta.ino() == listed {
+            return Ok(Fresh {
+                status: Some(status),
+                verified: true,
+                modified: meta.modified().ok(),
+            });
+        }
+        // Replaced between our listing and our open, or this host's client
+        // still resolves the name to an earlier document: round again.
+        last = Some(status);
     }
-    serde_json::from_slice(&bytes)
-        .map(Some)
+    // Not verified: reported, never acted upon (see check_writer).
+    if let Some(status) = last {
+        return Ok(Fresh {
+            status: Some(status),
+            verified: false,
+            modified: None,
+        });
+    }
+    if let Some(e) = damaged {
+        return Err(e);
+    }
+    if empty {
+        return Ok(none(true));
+    }
+    Err(Error::internal(
+        "the upload's status keeps going stale under its reader",
+    ))
+}
+
+fn parse_status(bytes: &[u8]) -> Result<Status> {
+    serde_json::from_slice(bytes)
         .map_err(|e| Error::internal(format!("the upload's status is damaged: {e}")))
+}
+
+fn none(verified: bool) -> Fresh {
+    Fresh {
+        status: None,
+        verified,
+        modified: None,
+    }
+}
+
+/// The names of a bucket that readers and lock holders go by, with their
+/// inode numbers, as one listing of the directory gives them. A listing is
+/// answered by the filesystem's server, where a lookup by name may be
+/// answered from a network client's cache (GlusterFS' FUSE client keeps
+/// names and attributes about a second by default).
+struct Listing {
+    lock: Option<u64>,
+    status: Option<u64>,
+    cleared: bool,
+}
+
+impl Listing {
+    fn read(dir: &Path) -> io::Result<Listing> {
+        let mut listing = Listing {
+            lock: None,
+            status: None,
+            cleared: false,
+        };
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name == LOCK {
+                listing.lock = Some(entry.ino());
+            } else if name == STATUS {
+                listing.status = Some(entry.ino());
+            } else if name == CLEARED {
+                listing.cleared = true;
+            }
+        }
+        Ok(listing)
+    }
+}
+
+/// Errors that mean the file, or the name we had for it, is gone: removed
+/// (`ENOENT`), or replaced on another host of a network filesystem while
+/// this host's client still had the old one (`ESTALE`).
+fn is_gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESTALE)
 }
 
 fn write_status(dir: &Path, status: &Status, durable: bool) -> Result<()> {
@@ -607,12 +787,21 @@ fn write_status(dir: &Path, status: &Status, durable: bool) -> Result<()> {
     let write = || -> io::Result<()> {
         // Always a new inode: a reader may still hold an earlier document
         // open (see replace_status), and must never see it rewritten.
-        let mut f = match create_new(&tmp) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                fs::remove_file(&tmp)?;
-                create_new(&tmp)?
-            }
-            other => other?,
+        let (mut f, tmp) = match create_new(&tmp) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match fs::remove_file(&tmp) {
+                Ok(()) => (create_new(&tmp)?, tmp.clone()),
+                // A `status.tmp` left by a writer that died on another host
+                // of a network filesystem, which this host's client cannot
+                // remove by name yet (GlusterFS answers ENOENT for about two
+                // seconds): write under a name of our own instead. Whatever
+                // the bucket holds but its lock goes with it (clear_contents).
+                Err(e) if is_gone(&e) => {
+                    let own = dir.join(format!("{STATUS_TMP}.{}", unique_suffix()?));
+                    (create_new(&own)?, own)
+                }
+                Err(e) => return Err(e),
+            },
+            other => (other?, tmp.clone()),
         };
         f.write_all(&bytes)?;
         if durable {
@@ -622,8 +811,36 @@ fn write_status(dir: &Path, status: &Status, durable: bool) -> Result<()> {
         drop(f);
         replace_status(&tmp, &target)
     };
-    write().map_err(|e| Error::disk("write the upload's status", &e))
+    // On a network filesystem this host's client may still hold a name
+    // another host has since replaced (`status.tmp` left by a writer that
+    // died, `status.json`): the call then fails with ENOENT or ESTALE. A
+    // listing refreshes the client's names; then the write is done again,
+    // whole, from a new file.
+    let mut tries = 0;
+    loop {
+        match write() {
+            Ok(()) => return Ok(()),
+            Err(e) if is_gone(&e) && tries < STALE_TRIES => {
+                tries += 1;
+                let _ = Listing::read(dir);
+                if tries > 2 {
+                    thread::sleep(Duration::from_millis(5));
+                }
+            }
+            Err(e) => return Err(Error::disk("write the upload's status", &e)),
+        }
+    }
 }
+
+/// A random name part, for a temporary file no other writer uses.
+fn unique_suffix() -> io::Result<String> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(to_hex(&bytes))
+}
+
+/// How many times a write that met a stale name is done again.
+const STALE_TRIES: u32 = 10;
 
 /// Puts the document at `tmp` in place of `target` atomically, for progress
 /// published up to a thousand times a second. A plain rename over an
@@ -676,9 +893,19 @@ fn remove_parts(dir: &Path) -> Result<()> {
 }
 
 fn remove_entries(dir: &Path, selected: impl Fn(&str) -> bool) -> Result<()> {
-    let entries = fs::read_dir(dir).map_err(|e| Error::disk("list the upload's bucket", &e))?;
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // Removed whole meanwhile (by the writer of a cleared upload, on
+        // this host or another): nothing is left to remove.
+        Err(e) if is_gone(&e) => return Ok(()),
+        Err(e) => return Err(Error::disk("list the upload's bucket", &e)),
+    };
     for entry in entries {
-        let entry = entry.map_err(|e| Error::disk("list the upload's bucket", &e))?;
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if is_gone(&e) => return Ok(()),
+            Err(e) => return Err(Error::disk("list the upload's bucket", &e)),
+        };
         let name = entry.file_name();
         if !selected(&name.to_string_lossy()) {
             continue;
@@ -691,7 +918,7 @@ fn remove_entries(dir: &Path, selected: impl Fn(&str) -> bool) -> Result<()> {
         };
         match result {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if is_gone(&e) => {}
             Err(e) => return Err(Error::disk("remove a file of the upload", &e)),
         }
     }
@@ -703,7 +930,7 @@ fn remove_bucket(dir: &Path, lock: File) -> Result<()> {
     clear_contents(dir)?;
     match fs::remove_file(dir.join(LOCK)) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) if is_gone(&e) => {}
         Err(e) => return Err(Error::disk("remove the bucket's lock", &e)),
     }
     drop(lock);
@@ -739,19 +966,34 @@ fn open_lock(dir: &Path, create: bool) -> io::Result<File> {
 
 /// Whether the lock file we hold is still the one at the bucket's path (a
 /// clear may have removed it, and a new writer made another, meanwhile).
+/// Asked of a listing, not of a lookup by name: a network client may still
+/// show a removed lock file under the name, and a lock taken on a removed
+/// file excludes nobody (GlusterFS even grants it while its holder has it).
 fn is_current_lock(dir: &Path, file: &File) -> Result<bool> {
-    let held = file
-        .metadata()
-        .map_err(|e| Error::disk("read the bucket's lock", &e))?;
-    match fs::symlink_metadata(dir.join(LOCK)) {
-        Ok(now) => Ok(now.ino() == held.ino() && now.dev() == held.dev()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+    let held = match file.metadata() {
+        Ok(m) => m,
+        Err(e) if is_gone(&e) => return Ok(false),
+        Err(e) => return Err(Error::disk("read the bucket's lock", &e)),
+    };
+    match Listing::read(dir) {
+        Ok(listing) => Ok(listing.lock == Some(held.ino())),
+        Err(e) if is_gone(&e) => Ok(false),
         Err(e) => Err(Error::disk("read the bucket's lock", &e)),
     }
 }
 
-/// Tries a lock until `wait` has passed; `false` when someone else holds it.
-fn try_lock_for(file: &File, exclusive: bool, wait: Duration) -> Result<bool> {
+/// How a lock attempt ended.
+enum Locking {
+    Taken,
+    /// Someone else holds it.
+    Busy,
+    /// The lock file was removed under us (GlusterFS answers a lock on a
+    /// removed file with `ENOENT`).
+    Removed,
+}
+
+/// Tries a lock until `wait` has passed.
+fn try_lock_for(file: &File, exclusive: bool, wait: Duration) -> Result<Locking> {
     let start = Instant::now();
     loop {
         let result = if exclusive {
@@ -760,13 +1002,14 @@ fn try_lock_for(file: &File, exclusive: bool, wait: Duration) -> Result<bool> {
             FileExt::try_lock_shared(file)
         };
         match result {
-            Ok(()) => return Ok(true),
+            Ok(()) => return Ok(Locking::Taken),
             Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
                 if start.elapsed() >= wait {
-                    return Ok(false);
+                    return Ok(Locking::Busy);
                 }
                 thread::sleep(Duration::from_millis(1));
             }
+            Err(e) if is_gone(&e) => return Ok(Locking::Removed),
             Err(e) => return Err(Error::disk("lock the upload's bucket", &e)),
         }
     }
@@ -781,14 +1024,16 @@ fn create_new(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
+/// A file's bytes and its metadata, both from the file opened.
+fn read_nofollow(path: &Path) -> io::Result<(Vec<u8>, fs::Metadata)> {
     let mut f = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)?;
+    let meta = f.metadata()?;
     let mut bytes = Vec::new();
     io::Read::read_to_end(&mut f, &mut bytes)?;
-    Ok(bytes)
+    Ok((bytes, meta))
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

@@ -1,0 +1,432 @@
+"""Several hosts, one pool: the checks of scripts/test-cluster.sh.
+
+Usage: cluster.py BIN WORK MOUNT... -- CHECK...
+
+Starts one daemon per MOUNT (one mount of the shared volume = one host),
+each writing its PID to WORK/pids, and runs the named checks:
+
+  rising   status asked on B rises for an upload running on A
+  clear    a clear sent to B for A's running upload answers 200, A's client 410
+  kill     kill -9 of A's daemon: B reports `upload interrupted` within about
+           1 s and the partial file is gone
+  race     RACE_ROUNDS rounds of one identifier sent to A and B at once:
+           exactly one 201 and one 409 each
+  cli      the CLI on every mount: `path` of A's upload on every host, `clear`
+           on B of A's running upload (A's client 410), `gc` on the last
+           host removing what A and B stored
+  load     LOAD_UPLOADS uploads on every host with pollers on every host:
+           every 201'd upload reads `done` with the right sha256 on every host
+           (HTTP and the CLI), `received` never decreases for one poller
+           asking one host
+Exits 1 on any failure; prints one line per check with its figures.
+"""
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+BIN, WORK = sys.argv[1], sys.argv[2]
+sep = sys.argv.index("--")
+MOUNTS, CHECKS = sys.argv[3:sep], sys.argv[sep + 1:]
+failures = []
+daemons = []  # (Popen, address, mount)
+lock = threading.Lock()
+
+
+def fail(what):
+    with lock:
+        failures.append(what)
+    print("FAIL:", what, file=sys.stderr, flush=True)
+
+
+spawned = [0]
+
+
+def start_daemon(mount):
+    spawned[0] += 1
+    log = os.path.join(WORK, f"daemon-{spawned[0]}.log")
+    p = subprocess.Popen([BIN, "serve", "--directory", mount, "--listen", "127.0.0.1:0"],
+                         stderr=open(log, "a"), stdout=subprocess.DEVNULL)
+    with open(os.path.join(WORK, "pids"), "a") as f:
+        f.write(f"{p.pid}\n")
+    for _ in range(500):
+        with open(log) as f:
+            for line in f:
+                if "listening on" in line:
+                    addr = line.rsplit(" ", 1)[1].strip().removeprefix("http://")
+                    return p, addr, mount
+        if p.poll() is not None:
+            break
+        time.sleep(0.02)
+    raise RuntimeError("daemon did not start: " + open(log).read())
+
+
+def request(addr, method, target, body=b"", timeout=30):
+    """One HTTP/1.1 request; (status, body bytes)."""
+    host, port = addr.split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(f"{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+                  "Connection: close\r\n\r\n".encode() + body)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    m = re.match(rb"HTTP/1\.1 (\d+)", head)
+    return (int(m.group(1)) if m else 0), rest
+
+
+def status(addr, ident):
+    code, body = request(addr, "GET", f"/upload/status?X-Progress-ID={ident}")
+    try:
+        return code, json.loads(body)
+    except ValueError:
+        return code, {"unparsable": body.decode(errors="replace")}
+
+
+def clear(addr, ident):
+    return request(addr, "GET", f"/upload?X-Progress-ID={ident}&clear")
+
+
+def multipart(data):
+    return (b"--BB\r\nContent-Disposition: form-data; name=\"f\"; filename=\"c.bin\"\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--BB--\r\n")
+
+
+class Upload(threading.Thread):
+    """An upload sent in `step`-byte pieces with `pause` seconds between
+    them; `code` and `reply` once it ends."""
+
+    def __init__(self, addr, ident, data, step=65536, pause=0.0, barrier=None):
+        super().__init__(daemon=True)
+        self.barrier = barrier
+        self.addr, self.uid, self.data = addr, ident, data
+        self.body = multipart(data)
+        self.step, self.pause = step, pause
+        self.code, self.reply = None, None
+
+    def run(self):
+        host, port = self.addr.split(":")
+        try:
+            s = socket.create_connection((host, int(port)), timeout=60)
+            s.sendall((f"POST /upload?X-Progress-ID={self.uid} HTTP/1.1\r\nHost: x\r\n"
+                       "Content-Type: multipart/form-data; boundary=BB\r\n"
+                       f"Content-Length: {len(self.body)}\r\nConnection: close\r\n\r\n").encode())
+            try:
+                for i in range(0, len(self.body), self.step):
+                    s.sendall(self.body[i:i + self.step])
+                    if i == 0 and self.barrier:
+                        # Both writers have sent their first piece: they
+                        # overlap however loaded the machine is.
+                        try:
+                            self.barrier.wait(timeout=10)
+                        except threading.BrokenBarrierError:
+                            pass
+                        time.sleep(0.3)
+                    if self.pause:
+                        time.sleep(self.pause)
+            except OSError:
+                pass  # the server answered early and closed
+            reply = b""
+            try:
+                while chunk := s.recv(65536):
+                    reply += chunk
+            except OSError:
+                pass
+            s.close()
+        except OSError as e:
+            self.code, self.reply = 0, str(e).encode()
+            return
+        m = re.match(rb"HTTP/1\.1 (\d+)", reply)
+        self.code = int(m.group(1)) if m else 0
+        self.reply = reply.partition(b"\r\n\r\n")[2]
+
+
+def wait_for(pred, timeout, interval=0.02):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    return None
+
+
+def ident(name):
+    return f"{name}-{os.getpid()}-{random.randrange(1 << 30):x}"
+
+
+def check_rising():
+    (_, a, _), (_, b, _) = daemons[0], daemons[1]
+    i = ident("rising")
+    up = Upload(a, i, os.urandom(4 << 20), step=65536, pause=0.02)
+    up.start()
+    seen = []
+    while up.is_alive():
+        code, st = status(b, i)
+        if code != 200:
+            fail(f"rising: status on B answered {code} {st}")
+        if st.get("state") == "uploading":
+            seen.append(st.get("received", 0))
+        time.sleep(0.1)
+    up.join()
+    rises = sum(1 for x, y in zip(seen, seen[1:]) if y > x)
+    drops = sum(1 for x, y in zip(seen, seen[1:]) if y < x)
+    if up.code != 201:
+        fail(f"rising: upload answered {up.code} {up.reply[:200]!r}")
+    if rises < 3 or drops:
+        fail(f"rising: received seen on B {seen}")
+    code, st = status(b, i)
+    if st.get("state") != "done":
+        fail(f"rising: status on B after 201: {st}")
+    print(f"rising: {len(seen)} polls on B saw uploading, {rises} rises, {drops} drops", flush=True)
+
+
+def check_clear(rounds=3):
+    (_, a, _), (_, b, mb) = daemons[0], daemons[1]
+    for n in range(rounds):
+        i = ident("clear")
+        up = Upload(a, i, os.urandom(8 << 20), step=65536, pause=0.02)
+        up.start()
+        if not wait_for(lambda: status(b, i)[1].get("state") == "uploading", 10):
+            fail(f"clear {n}: B never saw uploading")
+        t = time.monotonic()
+        code, body = clear(b, i)
+        took = time.monotonic() - t
+        up.join()
+        if code != 200 or json.loads(body or b"{}") != {"success": True}:
+            fail(f"clear {n}: clear on B answered {code} {body[:200]!r}")
+        if up.code != 410:
+            fail(f"clear {n}: A's client got {up.code} {up.reply[:200]!r}")
+        gone = wait_for(lambda: not os.path.exists(os.path.join(mb, i)), 3)
+        st = status(b, i)[1]
+        if not gone or st != {"state": "starting"}:
+            fail(f"clear {n}: after the clear the bucket exists={not gone}, status {st}")
+        print(f"clear {n}: B answered {code} in {took:.2f} s, A's client {up.code}", flush=True)
+
+
+def check_kill():
+    pa, a, ma = daemons[0]
+    _, b, mb = daemons[1]
+    i = ident("kill")
+    up = Upload(a, i, os.urandom(64 << 20), step=65536, pause=0.01)
+    up.start()
+    if not wait_for(lambda: (status(b, i)[1].get("received") or 0) >= 1 << 20, 10):
+        fail("kill: B never saw 1 MiB received")
+    pa.kill()
+    t = time.monotonic()
+    trace = []
+
+    def interrupted():
+        code, st = status(b, i)
+        trace.append((round(time.monotonic() - t, 3), code, st.get("state"), st.get("received"),
+                      st.get("error")))
+        return st.get("error") == "upload interrupted"
+    got = wait_for(interrupted, 10, 0.01)
+    took = time.monotonic() - t
+    if os.environ.get("KILL_TRACE"):
+        print("kill: polls on B after kill -9:", trace[:3], "...", trace[-3:], flush=True)
+    pa.wait()
+    up.join()
+    if not got:
+        fail(f"kill: B says {status(b, i)[1]} 10 s after kill -9")
+    parts = [n for n in os.listdir(os.path.join(mb, i)) if n.endswith(".part")] \
+        if os.path.isdir(os.path.join(mb, i)) else []
+    if parts:
+        fail(f"kill: partial files left: {parts}")
+    if took > 1.5:
+        fail(f"kill: interrupted seen on B after {took:.2f} s")
+    print(f"kill: `upload interrupted` on B {took:.3f} s after kill -9, partial files left: {len(parts)}",
+          flush=True)
+    daemons[0] = start_daemon(ma)
+
+
+def check_race(rounds):
+    (_, a, _), (_, b, mb) = daemons[0], daemons[1]
+    bad = 0
+    for n in range(rounds):
+        i = ident("race")
+        both = threading.Barrier(2)
+        ups = [Upload(a, i, os.urandom(256 << 10), step=16384, barrier=both),
+               Upload(b, i, os.urandom(256 << 10), step=16384, barrier=both)]
+        for u in ups:
+            u.start()
+        for u in ups:
+            u.join()
+        codes = sorted(u.code for u in ups)
+        if codes != [201, 409]:
+            bad += 1
+            fail(f"race {n}: answers {[u.code for u in ups]} {[u.reply[:120] for u in ups]}")
+            continue
+        win = next(u for u in ups if u.code == 201)
+        with open(os.path.join(mb, i, "0"), "rb") as f:
+            if hashlib.sha256(f.read()).digest() != hashlib.sha256(win.data).digest():
+                bad += 1
+                fail(f"race {n}: the stored file is not the winner's")
+    print(f"race: {rounds} rounds, {bad} wrong", flush=True)
+
+
+def check_load(uploads, pollers_per_host, rate):
+    hosts = [d[1] for d in daemons]
+    running = {}  # ident -> Upload
+    done = threading.Event()
+    backwards, errors500, polls = [], [], [0]
+    wrong_verdicts = []
+
+    def poller(addr, k):
+        last = {}
+        while not done.is_set():
+            with lock:
+                ids = list(running)
+            if not ids:
+                time.sleep(0.01)
+                continue
+            i = random.choice(ids)
+            try:
+                code, st = status(addr, i)
+            except OSError as e:
+                errors500.append(f"{addr} {i}: {e}")
+                continue
+            polls[0] += 1
+            if code != 200:
+                errors500.append(f"{addr} {i}: {code} {st}")
+            r = st.get("received")
+            if st.get("state") == "uploading" and r is not None:
+                if r < last.get(i, 0):
+                    backwards.append(f"{addr} {i}: {last[i]} then {r}")
+                last[i] = max(r, last.get(i, 0))
+            if st.get("state") == "done":
+                last[i] = 1 << 62
+            if st.get("error") == "upload interrupted":
+                wrong_verdicts.append(f"{addr} {i}: {st}")
+            if rate:
+                time.sleep(1 / rate)
+
+    threads = [threading.Thread(target=poller, args=(h, k), daemon=True)
+               for h in hosts for k in range(pollers_per_host)]
+    for t in threads:
+        t.start()
+    sent = []
+    t0 = time.monotonic()
+    batch = len(hosts) * 2
+    for n in range(0, uploads, batch):
+        ups = []
+        for k in range(min(batch, uploads - n)):
+            i = ident("load")
+            u = Upload(hosts[(n + k) % len(hosts)], i,
+                       os.urandom(random.randrange(1 << 20, 6 << 20)), step=65536, pause=0.001)
+            with lock:
+                running[i] = u
+            ups.append(u)
+            u.start()
+        for u in ups:
+            u.join()
+            with lock:
+                running.pop(u.uid, None)
+        sent += ups
+    done.set()
+    took = time.monotonic() - t0
+    for t in threads:
+        t.join()
+    misreported = 0
+    for u in sent:
+        if u.code != 201:
+            fail(f"load: {u.uid} on {u.addr} answered {u.code} {u.reply[:200]!r}")
+            continue
+        want = hashlib.sha256(u.data).hexdigest()
+        for addr, mount in [(d[1], d[2]) for d in daemons]:
+            st = status(addr, u.uid)[1]
+            cli = subprocess.run([BIN, "--directory", mount, "status", u.uid],
+                                 capture_output=True, text=True)
+            try:
+                st_cli = json.loads(cli.stdout)
+            except ValueError:
+                st_cli = {"cli": cli.stdout + cli.stderr}
+            for where, s in (("http", st), ("cli", st_cli)):
+                f = (s.get("files") or [{}])[0]
+                if s.get("state") != "done" or f.get("sha256") != want:
+                    misreported += 1
+                    fail(f"load: {u.uid} (201 on {u.addr}) reads on {addr} ({where}): {s}")
+    for line in backwards[:10]:
+        fail("load: received went backwards: " + line)
+    for line in errors500[:10]:
+        fail("load: status answered " + line)
+    for line in wrong_verdicts[:10]:
+        fail("load: a reader said interrupted: " + line)
+    print(f"load: {len(sent)} uploads in {took:.1f} s, {polls[0]} status polls "
+          f"({polls[0] / took:.0f}/s), misreported {misreported}, received backwards "
+          f"{len(backwards)}, non-200 {len(errors500)}, interrupted verdicts {len(wrong_verdicts)}",
+          flush=True)
+
+
+def cli(mount, *args):
+    return subprocess.run([BIN, "--directory", mount, *args], capture_output=True, text=True)
+
+
+def check_cli():
+    (_, a, ma), (_, b, mb), (_, _, mc) = daemons[0], daemons[1], daemons[-1]
+    i = ident("cli")
+    data = os.urandom(1 << 20)
+    up = Upload(a, i, data)
+    up.run()
+    if up.code != 201:
+        fail(f"cli: upload answered {up.code}")
+    for _, _, m in daemons:
+        r = cli(m, "path", i)
+        path = r.stdout.strip()
+        ok = r.returncode == 0 and path.startswith(m) and os.path.exists(path)
+        if not ok or hashlib.sha256(open(path, "rb").read()).digest() != hashlib.sha256(data).digest():
+            fail(f"cli: path on {m}: {r.returncode} {r.stdout!r} {r.stderr!r}")
+    j = ident("cli-clear")
+    up = Upload(a, j, os.urandom(8 << 20), pause=0.02)
+    up.start()
+    if not wait_for(lambda: status(b, j)[1].get("state") == "uploading", 10):
+        fail("cli: B never saw uploading")
+    r = cli(mb, "clear", j)
+    up.join()
+    if r.returncode != 0 or up.code != 410:
+        fail(f"cli: clear on B: {r.returncode} {r.stderr!r}; A's client {up.code}")
+    k = ident("cli-gc")
+    up2 = Upload(b, k, os.urandom(1 << 20))
+    up2.run()
+    r = cli(mc, "gc", "--older-than", "0s")
+    left = [x for x in (i, k) if os.path.exists(os.path.join(mc, x))]
+    if r.returncode != 0 or left or up2.code != 201:
+        fail(f"cli: gc on the last host: {r.returncode} {r.stdout!r} {r.stderr!r}, left {left}")
+    print(f"cli: path on {len(daemons)} hosts, clear on B, gc on the last host: "
+          f"{len(left)} left", flush=True)
+
+
+try:
+    for m in MOUNTS:
+        daemons.append(start_daemon(m))
+    for c in CHECKS:
+        if c == "rising":
+            check_rising()
+        elif c == "clear":
+            check_clear(int(os.environ.get("CLEAR_ROUNDS", "3")))
+        elif c == "cli":
+            check_cli()
+        elif c == "kill":
+            check_kill()
+        elif c == "race":
+            check_race(int(os.environ.get("RACE_ROUNDS", "20")))
+        elif c == "load":
+            check_load(int(os.environ.get("LOAD_UPLOADS", "24")),
+                       int(os.environ.get("LOAD_POLLERS", "2")),
+                       float(os.environ.get("LOAD_RATE", "0")))
+        else:
+            fail(f"unknown check {c}")
+finally:
+    for p, _, _ in daemons:
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+        p.wait()
+print(f"cluster checks {' '.join(CHECKS)}: {len(failures)} failures", flush=True)
+sys.exit(1 if failures else 0)

@@ -178,7 +178,14 @@ impl HeadScan {
     /// `data` is everything received since the head began; it only grows
     /// between calls. `Ok(None)`: not complete yet.
     pub fn scan(&mut self, data: &[u8]) -> Result<Option<(Head, usize)>, HttpError> {
-        let from = self.scanned.saturating_sub(3).min(data.len());
+        // Empty lines before the request line are skipped (RFC 9112
+        // section 2.2): they must not be taken for the blank line that
+        // ends the head.
+        let lead = data
+            .iter()
+            .position(|b| !matches!(b, b'\r' | b'\n'))
+            .unwrap_or(data.len());
+        let from = self.scanned.saturating_sub(3).clamp(lead, data.len());
         self.scanned = data.len();
         if ends_head(&data[from..]) {
             return parse_head(data);
@@ -652,6 +659,25 @@ mod tests {
         assert_eq!(whole.0.path, "/upload");
         assert_eq!(whole.0.query, "X-Progress-ID=a");
         assert_eq!(whole.0.framing, Framing::Length(5));
+        // Found by the fuzzer: the empty lines before a request line were
+        // once taken for the end of a head, so that the same bytes were
+        // refused whole and waited for when cut after those lines.
+        for early in [
+            &b"\r\n\nConnecti:\ne@:o\n"[..],
+            b"\r\n\nConnecti:\ne@:o\n\n",
+        ] {
+            let whole = HeadScan::default().scan(early);
+            for step in 1..early.len() {
+                let mut scan = HeadScan::default();
+                let found = (step..=early.len())
+                    .step_by(step)
+                    .chain([early.len()])
+                    .map(|end| scan.scan(&early[..end]))
+                    .find(|r| !matches!(r, Ok(None)))
+                    .unwrap_or(Ok(None));
+                assert_eq!(found, whole, "{early:?} step {step}");
+            }
+        }
         for step in 1..head.len() {
             let mut scan = HeadScan::default();
             let mut found = None;

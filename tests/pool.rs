@@ -182,16 +182,24 @@ fn a_dead_writer_is_reported_interrupted_and_its_parts_removed() {
     let bucket = dir.join("dead");
     fs::create_dir(&bucket).unwrap();
     fs::write(bucket.join("lock"), b"").unwrap();
-    fs::write(bucket.join("0.part"), b"half").unwrap();
+    // Killed after its first file was complete: that file is no upload's
+    // either, and must not pass for one.
+    fs::write(bucket.join("0"), b"whole").unwrap();
+    fs::write(bucket.join("1.part"), b"half").unwrap();
     fs::write(
         bucket.join("status.json"),
-        br#"{"identifier":"dead","state":"uploading","received":4,"size":10,"files":[],"fields":{}}"#,
+        br#"{"identifier":"dead","state":"uploading","received":9,"size":20,"files":[],"fields":{}}"#,
     )
     .unwrap();
     let status = pool.access_upload_bucket(&id("dead")).status().unwrap();
     assert_eq!(status.state, State::Error);
     assert_eq!(status.error.as_deref(), Some("upload interrupted"));
-    assert!(!bucket.join("0.part").exists());
+    let mut left: Vec<_> = fs::read_dir(&bucket)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["lock", "status.json"]);
     assert_eq!(
         pool.gc(Duration::from_secs(3600)).unwrap(),
         vec![id("dead")]

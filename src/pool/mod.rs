@@ -607,7 +607,7 @@ fn check_writer(dir: &Path, status: Status) -> Result<Status> {
         return Ok(status);
     }
     let status = interrupted(status);
-    remove_parts(dir)?;
+    remove_files(dir)?;
     write_status(dir, &status, false)?;
     Ok(status)
 }
@@ -888,8 +888,11 @@ fn clear_contents(dir: &Path) -> Result<()> {
     remove_entries(dir, |name| name != LOCK)
 }
 
-fn remove_parts(dir: &Path) -> Result<()> {
-    remove_entries(dir, |name| name.ends_with(PART))
+/// What an interrupted upload leaves: its status document, and nothing
+/// that could pass for a stored file (a file it had completed before it
+/// was cut off is no upload's file either).
+fn remove_files(dir: &Path) -> Result<()> {
+    remove_entries(dir, |name| name != LOCK && name != STATUS)
 }
 
 fn remove_entries(dir: &Path, selected: impl Fn(&str) -> bool) -> Result<()> {

@@ -82,6 +82,10 @@ pub const INTERRUPTED: &str = "upload interrupted";
 pub struct Pool {
     dir: PathBuf,
     signer: Signer,
+    /// Whether the pool may be on a filesystem whose clients cache names
+    /// (a network filesystem): readers then list a bucket before they
+    /// trust a name in it (see [`read_status_fresh`]).
+    shared: bool,
 }
 
 impl Pool {
@@ -108,7 +112,12 @@ impl Pool {
         if unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
             return Err(unusable("write in it", io::Error::last_os_error()));
         }
-        Ok(Pool { dir, signer })
+        let shared = !is_local_filesystem(&c_path);
+        Ok(Pool {
+            dir,
+            signer,
+            shared,
+        })
     }
 
     /// The signer that mints and checks identifiers.
@@ -233,7 +242,7 @@ impl Pool {
             // Judged only on a verified read: a document this host's client
             // still showed under the name could make a finished upload look
             // interrupted, or old.
-            let fresh = read_status_fresh(&dir)?;
+            let fresh = read_status_fresh(&dir, self.shared)?;
             if !fresh.verified {
                 continue;
             }
@@ -331,11 +340,12 @@ impl Bucket<'_> {
             Ok(m) if !m.is_dir() => return Err(not_a_bucket(&dir)),
             Ok(_) => {}
         }
-        let Some(mut status) = read_status_fresh(&dir)?.status else {
+        let shared = self.pool.shared;
+        let Some(mut status) = read_status_fresh(&dir, shared)?.status else {
             return Ok(Status::unknown());
         };
         if status.state == State::Uploading {
-            status = check_writer(&dir, status)?;
+            status = check_writer(&dir, status, shared)?;
         }
         if status.state != State::Starting {
             status.identifier = Some(self.pool.format_identifier(&self.id));
@@ -576,12 +586,12 @@ fn lock_existing(dir: &Path, wait: Duration) -> Result<Hold> {
 /// clear may have removed it, and a new writer made another), and the
 /// status read again under the lock, fresh (see [`read_status_fresh`]),
 /// still `uploading`. Only then is the upload interrupted, and recorded.
-fn check_writer(dir: &Path, status: Status) -> Result<Status> {
+fn check_writer(dir: &Path, status: Status, shared: bool) -> Result<Status> {
     let file = match open_lock(dir, false) {
         Ok(f) => f,
         // No lock file under a status: the bucket is being removed, or this
         // host's client cannot resolve the name yet. No verdict either way.
-        Err(e) if is_gone(&e) => return reread(dir),
+        Err(e) if is_gone(&e) => return reread(dir, shared),
         Err(e) => return Err(Error::disk("open the bucket's lock", &e)),
     };
     // One try, no wait: a status read must never queue behind a writer. The
@@ -590,14 +600,14 @@ fn check_writer(dir: &Path, status: Status) -> Result<Status> {
     match try_lock_for(&file, false, Duration::ZERO)? {
         Locking::Taken => {}
         Locking::Busy => return Ok(status),
-        Locking::Removed => return reread(dir),
+        Locking::Removed => return reread(dir, shared),
     }
     // Another reader records the verdict, or a new writer has come: only
     // report what the bucket says now.
     if FileExt::try_lock_exclusive(&file).is_err() || !is_current_lock(dir, &file)? {
-        return reread(dir);
+        return reread(dir, shared);
     }
-    let fresh = read_status_fresh(dir)?;
+    let fresh = read_status_fresh(dir, shared)?;
     let Some(status) = fresh.status else {
         return Ok(Status::unknown());
     };
@@ -614,8 +624,8 @@ fn check_writer(dir: &Path, status: Status) -> Result<Status> {
 
 /// The status as the bucket has it now, without a verdict on the writer:
 /// what a reader reports when someone else is busy with the bucket.
-fn reread(dir: &Path) -> Result<Status> {
-    Ok(read_status_fresh(dir)?
+fn reread(dir: &Path, shared: bool) -> Result<Status> {
+    Ok(read_status_fresh(dir, shared)?
         .status
         .unwrap_or_else(Status::unknown))
 }
@@ -650,7 +660,14 @@ const FRESH_TRIES: u32 = 20;
 /// is never rewritten: the one listed, read whole, is the current status.
 /// A file replaced meanwhile (`ENOENT`, `ESTALE` on open or read, another
 /// inode) is read again. `cleared` is taken from the same listing.
-fn read_status_fresh(dir: &Path) -> Result<Fresh> {
+///
+/// On a local filesystem (`shared` false) a name always leads to the file
+/// it names now, so the document is read by name: no listing, five system
+/// calls fewer on every status request of a single host.
+fn read_status_fresh(dir: &Path, shared: bool) -> Result<Fresh> {
+    if !shared {
+        return read_status_local(dir);
+    }
     let mut last = None;
     let mut damaged = None;
     let mut empty = false;
@@ -729,6 +746,56 @@ fn read_status_fresh(dir: &Path) -> Result<Fresh> {
 fn parse_status(bytes: &[u8]) -> Result<Status> {
     serde_json::from_slice(bytes)
         .map_err(|e| Error::internal(format!("the upload's status is damaged: {e}")))
+}
+
+/// [`read_status_fresh`] on a local filesystem: `cleared`, then the
+/// document by name.
+fn read_status_local(dir: &Path) -> Result<Fresh> {
+    if dir.join(CLEARED).exists() {
+        return Ok(none(true));
+    }
+    let (bytes, meta) = match read_nofollow(&dir.join(STATUS)) {
+        Ok(read) => read,
+        Err(e) if is_gone(&e) => return Ok(none(true)),
+        Err(e) => return Err(Error::disk("read the upload's status", &e)),
+    };
+    // Left by a power loss before a progress document reached the disk
+    // (see replace_status): there is no status to read.
+    if bytes.is_empty() {
+        return Ok(none(true));
+    }
+    Ok(Fresh {
+        status: Some(parse_status(&bytes)?),
+        verified: true,
+        modified: meta.modified().ok(),
+    })
+}
+
+/// Whether the filesystem at `path` is one whose names every process sees
+/// alike at once (a local one), by its `statfs` type; any other, or one
+/// that cannot be asked, is taken for a network filesystem, where readers
+/// list before they trust a name.
+fn is_local_filesystem(path: &std::ffi::CStr) -> bool {
+    // ext2/3/4, XFS, Btrfs, tmpfs, ZFS, F2FS, overlayfs, ReiserFS, JFS.
+    const LOCAL: [i64; 9] = [
+        0xEF53,
+        0x5846_5342,
+        0x9123_683E,
+        0x0102_1994,
+        0x2FC1_2FC1,
+        0xF2F5_2010,
+        0x794C_7630,
+        0x5265_4973,
+        0x3153_464A,
+    ];
+    // SAFETY: statfs writes one struct of the size given into `fs`, which
+    // is plain data; the path is NUL-terminated and outlives the call.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(path.as_ptr(), &mut fs) } != 0 {
+        return false;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    LOCAL.contains(&(fs.f_type as i64))
 }
 
 fn none(verified: bool) -> Fresh {
@@ -1043,4 +1110,22 @@ fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::disk("flush the upload's bucket", &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_filesystems_are_told_from_others() {
+        let path = |p: &str| c_path(Path::new(p)).unwrap();
+        // Where the tests run (ext4 here) and a tmpfs: local.
+        assert!(is_local_filesystem(&path(
+            &std::env::temp_dir().to_string_lossy()
+        )));
+        assert!(is_local_filesystem(&path("/dev/shm")));
+        // Anything else, or a path that cannot be asked, lists first.
+        assert!(!is_local_filesystem(&path("/proc")));
+        assert!(!is_local_filesystem(&path("/nonexistent/pool")));
+    }
 }

@@ -419,6 +419,26 @@ fn a_huge_declared_length_is_refused_without_allocating_it() {
     assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
 }
 
+/// Sends `byte` one at a time, waiting up to `pause` for an answer after
+/// each, until the daemon has answered (its JSON closed) or closed, or 10 s
+/// have passed; what it answered.
+fn trickle(s: &mut std::net::TcpStream, byte: u8, pause: Duration) -> String {
+    s.set_read_timeout(Some(pause)).unwrap();
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    while started.elapsed() < Duration::from_secs(10) && !reply.ends_with(b"}") {
+        // Refused once the daemon has closed: the read says so.
+        let _ = s.write_all(&[byte]);
+        let mut buf = [0u8; 4096];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
 /// A head trickled one byte at a time, never complete: the daemon must
 /// give up within about one idle timeout of its first byte. The bytes
 /// sent never end the head, whatever the timing.
@@ -428,22 +448,8 @@ fn a_trickled_head_gets_408() {
     let mut s = d.connect();
     s.write_all(format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\nX-Slow: ").as_bytes())
         .unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
     let started = Instant::now();
-    let mut reply = Vec::new();
-    while started.elapsed() < Duration::from_secs(10) {
-        if s.write_all(b"a").is_err() {
-            break;
-        }
-        let mut buf = [0u8; 1024];
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => reply.extend_from_slice(&buf[..n]),
-            Err(_) => {}
-        }
-    }
-    let reply = String::from_utf8_lossy(&reply);
+    let reply = trickle(&mut s, b'a', Duration::from_millis(200));
     assert!(
         reply.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
         "{reply:?}"
@@ -769,20 +775,7 @@ fn a_trickled_body_is_cut_off() {
           --XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"t\"\r\n\r\n",
     )
     .unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let started = Instant::now();
-    let mut reply = Vec::new();
-    while started.elapsed() < Duration::from_secs(10) && !reply.ends_with(b"}") {
-        let _ = s.write_all(b"y");
-        let mut buf = [0u8; 4096];
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => reply.extend_from_slice(&buf[..n]),
-            Err(_) => {}
-        }
-    }
-    let reply = String::from_utf8_lossy(&reply);
+    let reply = trickle(&mut s, b'y', Duration::from_millis(100));
     assert!(
         reply.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
         "{reply}"

@@ -541,6 +541,13 @@ fn the_connection_cap_evicts_the_oldest_idle_one() {
         asked.elapsed()
     );
     assert_eq!(header(&reply, "Retry-After"), Some("5"));
+    assert_eq!(header(&reply, "Connection"), Some("close"));
+    assert!(
+        reply.ends_with(
+            r#"{"error":"too many connections; try again","state":"error","status":503}"#
+        ),
+        "{reply}"
+    );
     for s in &mut busy {
         s.write_all(&body[100..]).unwrap();
         let (head, _) = read_answer(s);
@@ -792,4 +799,43 @@ fn a_trickled_body_is_cut_off() {
         "{status}"
     );
     assert_eq!(entries(&d.pool.join("trickle")), ["lock", "status.json"]);
+}
+
+/// A closing connection reads off what the client still sends for a
+/// moment (2 s), not for the idle timeout: a client that keeps a refused
+/// upload's connection open and silent does not hold a thread for long.
+#[test]
+fn lingering_is_bounded_by_its_own_time() {
+    let d = Daemon::start("linger", &["--idle-timeout", "60s", "--max-uploads", "1"]);
+    let warm = d.exchange(
+        format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert!(warm.starts_with("HTTP/1.1 200 "), "{warm}");
+    sleep(Duration::from_millis(300));
+    let before = d.threads();
+    let mut s = d.connect();
+    s.write_all(
+        b"POST /upload?X-Progress-ID=linger HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n\
+          Content-Length: 100000\r\n\r\nhello",
+    )
+    .unwrap();
+    let (head, _) = read_answer(&mut s);
+    assert!(head.starts_with("HTTP/1.1 415 "), "{head}");
+    // The client stays, silent; its connection's thread must end.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.threads() > before && Instant::now() < deadline {
+        sleep(Duration::from_millis(100));
+    }
+    let waited = deadline - Duration::from_secs(10);
+    assert!(
+        d.threads() <= before,
+        "{} threads, {before} before",
+        d.threads()
+    );
+    assert!(
+        waited.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        waited.elapsed()
+    );
+    drop(s);
 }

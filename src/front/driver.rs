@@ -42,7 +42,7 @@ pub trait Front: Send + Sync + 'static {
 
     /// What a connection over the cap, with no idle one to evict, is told
     /// before it is closed.
-    fn refusal(&self) -> &'static [u8];
+    fn refusal(&self) -> Vec<u8>;
 }
 
 /// What every connection shares.
@@ -124,7 +124,7 @@ fn accept(driver: &Arc<Driver>, listener: &Listener, failed: &AtomicBool, front:
             },
         };
         let Some(tracker) = driver.connections.admit(&socket) else {
-            refuse(&socket, front.refusal());
+            refuse(&socket, &front.refusal());
             continue;
         };
         let (driver, front) = (driver.clone(), front.clone());
@@ -222,20 +222,16 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     /// The connection waits for a request head: it may be evicted.
     pub fn waiting(&self) {
-        if let Some(e) = self.registry().lock().entries.get_mut(&self.id) {
+        if let Some(e) = self.registry.lock().entries.get_mut(&self.id) {
             e.waiting = Some(Instant::now());
         }
     }
 
     /// The connection works on a request: it is not evicted.
     pub fn busy(&self) {
-        if let Some(e) = self.registry().lock().entries.get_mut(&self.id) {
+        if let Some(e) = self.registry.lock().entries.get_mut(&self.id) {
             e.waiting = None;
         }
     }
@@ -243,7 +239,7 @@ impl Tracker {
 
 impl Drop for Tracker {
     fn drop(&mut self) {
-        self.registry().lock().entries.remove(&self.id);
+        self.registry.lock().entries.remove(&self.id);
     }
 }
 

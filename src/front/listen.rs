@@ -22,6 +22,8 @@ pub const LISTENSOCK_FILENO: RawFd = 0;
 pub struct Listener {
     socket: Socket,
     name: String,
+    /// TCP (not a unix socket): its connections get `TCP_NODELAY`.
+    tcp: bool,
 }
 
 /// Whether file descriptor 0 is a listening socket, as a web server that
@@ -65,8 +67,13 @@ impl Listener {
                 TcpListener::bind(listen).map_err(|e| fail(&e))?,
             ))
         };
+        Ok(Listener::new(socket))
+    }
+
+    fn new(socket: Socket) -> Listener {
         let name = describe(&socket);
-        Ok(Listener { socket, name })
+        let tcp = socket.domain().is_ok_and(|d| d != Domain::UNIX);
+        Listener { socket, name, tcp }
     }
 
     /// Takes over the listening socket inherited as `fd`.
@@ -79,8 +86,7 @@ impl Listener {
         // SAFETY: `fd` is an open listening socket (checked above) that
         // nothing else in this process uses; we take it over for good.
         let socket = Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        let name = describe(&socket);
-        Ok(Listener { socket, name })
+        Ok(Listener::new(socket))
     }
 
     /// The next connection, with `timeout` for its reads and writes: a
@@ -91,11 +97,11 @@ impl Listener {
         let configured = socket
             .set_read_timeout(Some(timeout))
             .and_then(|()| socket.set_write_timeout(Some(timeout)))
-            .and_then(|()| match socket.domain() {
-                // Answers are written whole: waiting for more to send
-                // only delays them.
-                Ok(d) if d != Domain::UNIX => socket.set_tcp_nodelay(true),
-                _ => Ok(()),
+            // Answers are written whole: waiting for more to send only
+            // delays them.
+            .and_then(|()| match self.tcp {
+                true => socket.set_tcp_nodelay(true),
+                false => Ok(()),
             });
         // A connection that cannot be set up (its peer gone already) is
         // that connection's failure, not the listener's.
@@ -146,5 +152,18 @@ pub fn accept_error_is_transient(e: &io::Error) -> Option<Duration> {
             Some(Duration::from_millis(10))
         }
         _ => None,
+    }
+}
+
+/// A stream whose sending side can be closed on its own: both protocols
+/// half-close before they read off what a peer still sends.
+pub trait Shut {
+    /// Shuts down the sending side; errors are moot, the connection ends.
+    fn shut_write(&mut self);
+}
+
+impl Shut for Socket {
+    fn shut_write(&mut self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
     }
 }

@@ -17,8 +17,7 @@ use record::{Decoder, ProtocolStatus, Record};
 use socket2::Socket;
 
 use super::driver::{self, Driver, Front, Tracker, UploadWorkers, Workers};
-use super::http::Shut;
-use super::listen::{LISTENSOCK_FILENO, Listener};
+use super::listen::{LISTENSOCK_FILENO, Listener, Shut};
 use crate::app::{Outcome, Route, render::render, route};
 use crate::front::cgi;
 use crate::handoff::Service;
@@ -61,9 +60,10 @@ impl Front for FastCgi {
         }
     }
 
-    /// A web server reads a closed connection as an unavailable backend.
-    fn refusal(&self) -> &'static [u8] {
-        b""
+    /// Nothing: FastCGI has no answer without a request, so the
+    /// connection is only closed.
+    fn refusal(&self) -> Vec<u8> {
+        Vec::new()
     }
 }
 

@@ -16,11 +16,11 @@ use socket2::Socket;
 
 use self::codec::{CONTINUE, Dechunker, Framing, Head, HeadScan, HttpError, encode_head};
 use super::driver::{self, Driver, Front, Tracker, Workers};
-use super::listen::Listener;
+use super::listen::{Listener, Shut};
 use crate::app::{Outcome, Route, render::render, route};
 use crate::handoff::Service;
 use crate::log;
-use crate::model::error::Error;
+use crate::model::error::{Error, ErrorKind};
 use crate::model::http::{Request, Response};
 
 /// Bytes read from a connection at a time while reading heads.
@@ -83,26 +83,39 @@ impl Front for Http {
         }
     }
 
-    fn refusal(&self) -> &'static [u8] {
-        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n\
-          Content-Length: 73\r\nConnection: close\r\n\r\n\
-          {\"state\":\"error\",\"error\":\"too many connections; try again\",\"status\":503}\n"
+    fn refusal(&self) -> Vec<u8> {
+        let response = render(Outcome::refused(Error::new(
+            ErrorKind::Unavailable,
+            "too many connections; try again",
+        )));
+        let mut out = Vec::new();
+        let date = log::http_date(SystemTime::now());
+        encode_head(
+            response.status,
+            &response.headers,
+            response.body.len() as u64,
+            true,
+            &date,
+            &mut out,
+        );
+        out.extend_from_slice(&response.body);
+        out
     }
 }
 
 /// One connection: the socket and what was read of it but not used yet.
-pub struct Conn<S = Socket> {
-    stream: S,
+struct Conn {
+    stream: Socket,
     buf: Vec<u8>,
     start: usize,
     end: usize,
     idle_timeout: Duration,
 }
 
-impl<S: Read + Write + Shut> Conn<S> {
+impl Conn {
     /// A connection over `stream`, whose reads fail after `idle_timeout`
     /// of silence.
-    pub fn new(stream: S, idle_timeout: Duration) -> Conn<S> {
+    fn new(stream: Socket, idle_timeout: Duration) -> Conn {
         Conn {
             stream,
             buf: vec![0; READ_SIZE],
@@ -151,7 +164,7 @@ impl<S: Read + Write + Shut> Conn<S> {
     /// silent between requests. A head must arrive whole within the idle
     /// timeout of its first byte: a client trickling one byte at a time
     /// gets 408.
-    pub fn read_head(&mut self) -> Result<Option<Head>, HttpError> {
+    fn read_head(&mut self) -> Result<Option<Head>, HttpError> {
         let mut first_byte = (!self.buffered().is_empty()).then(Instant::now);
         let mut scan = HeadScan::default();
         loop {
@@ -188,7 +201,7 @@ impl<S: Read + Write + Shut> Conn<S> {
     }
 
     /// Answers one request; what becomes of the connection.
-    pub fn exchange(&mut self, service: &Service, head: Head, route: Route) -> Next {
+    fn exchange(&mut self, service: &Service, head: Head, route: Route) -> Next {
         let started = Instant::now();
         let Head {
             method,
@@ -293,7 +306,13 @@ impl<S: Read + Write + Shut> Conn<S> {
         self.stream.shut_write();
         let until = Instant::now() + LINGER;
         let mut scratch = [0u8; 16 * 1024];
-        while Instant::now() < until {
+        loop {
+            // Each read waits only for what is left of the linger, not for
+            // the idle timeout the socket was given.
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
+                return;
+            }
             match self.stream.read(&mut scratch) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
@@ -311,7 +330,7 @@ fn is_timeout(e: &io::Error) -> bool {
 
 /// What becomes of a connection after an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
+enum Next {
     /// It serves the next request.
     Keep,
     /// It ends now.
@@ -319,18 +338,6 @@ pub enum Next {
     /// It ends once what the client still sends of an unread body is
     /// read off for a moment, so that the answer is not lost to a reset.
     Linger,
-}
-
-/// A stream whose sending side can be closed on its own.
-pub trait Shut {
-    /// Shuts down the sending side; errors are moot, the connection ends.
-    fn shut_write(&mut self);
-}
-
-impl Shut for Socket {
-    fn shut_write(&mut self) {
-        let _ = self.shutdown(std::net::Shutdown::Write);
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,8 +349,8 @@ enum BodyState {
 }
 
 /// A request body as the core reads it, framed as its head said.
-struct Body<'c, S> {
-    conn: &'c mut Conn<S>,
+struct Body<'c> {
+    conn: &'c mut Conn,
     framing: Framing,
     /// Bytes left of a `Content-Length` body.
     left: u64,
@@ -356,7 +363,7 @@ struct Body<'c, S> {
     framing_error: Option<String>,
 }
 
-impl<S: Read + Write + Shut> Body<'_, S> {
+impl Body<'_> {
     fn broken(&mut self, kind: io::ErrorKind, why: String) -> io::Error {
         self.state = BodyState::Broken;
         io::Error::new(kind, why)
@@ -394,7 +401,13 @@ impl<S: Read + Write + Shut> Body<'_, S> {
             n
         } else {
             // Straight into the core's buffer: no copy for the bulk.
-            match self.conn.stream.read(&mut out[..want]) {
+            let read = loop {
+                match self.conn.stream.read(&mut out[..want]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other,
+                }
+            };
+            match read {
                 Ok(0) => {
                     return Err(self.broken(
                         io::ErrorKind::UnexpectedEof,
@@ -457,7 +470,7 @@ impl<S: Read + Write + Shut> Body<'_, S> {
     }
 }
 
-impl<S: Read + Write + Shut> Read for Body<'_, S> {
+impl Read for Body<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.state != BodyState::Open || out.is_empty() {
             return Ok(0);

@@ -573,3 +573,93 @@ fn the_outcome_carries_what_the_log_reads() {
         Some(fileupload::model::error::ErrorKind::BadRequest)
     );
 }
+
+/// A request body that gives its first bytes, then waits for the rest.
+struct Gated {
+    now: std::io::Cursor<Vec<u8>>,
+    rest: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl std::io::Read for Gated {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.now.read(out)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            match self.rest.recv() {
+                Ok(more) => self.now = std::io::Cursor::new(more),
+                Err(_) => return Ok(0),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_running_upload_is_reported_from_the_writers_memory() {
+    let core = Core::with("live", None, 4);
+    let data = noise(300_000);
+    let body = form(&[("f", Some("a.bin"), None, &data)]);
+    let (first, rest) = body.split_at(100_000);
+    let (send, rest_rx) = std::sync::mpsc::channel();
+    let id = "live-1";
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut gated = Gated {
+                now: std::io::Cursor::new(first.to_vec()),
+                rest: rest_rx,
+            };
+            let outcome = core.app.handle(
+                Route::Upload,
+                Request {
+                    method: "POST".into(),
+                    path: "/upload".into(),
+                    query: format!("X-Progress-ID={id}"),
+                    headers: vec![("Content-Type".into(), FORM.into())],
+                    content_length: Some(body.len() as u64),
+                    body: &mut gated,
+                },
+            );
+            render(outcome)
+        });
+        // Until the writer has read what it was given. The pool alone
+        // would say so only at its next publish, which a writer blocked on
+        // its client never reaches: the guard is against a hang, not a
+        // measure of speed.
+        let guard = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while core.status(id)["received"] != 100_000 {
+            assert!(
+                std::time::Instant::now() < guard,
+                "the bytes read are not reported: {}",
+                core.status(id)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // With the published document moved away, the pool alone would
+        // not know the upload; this process's writer still does.
+        let document = core.pool().join(id).join("status.json");
+        let aside = core.pool().join(id).join("status.aside");
+        fs::rename(&document, &aside).unwrap();
+        let seen = core.status(id);
+        assert_eq!(seen["state"], "uploading", "{seen}");
+        assert_eq!(seen["received"], 100_000, "{seen}");
+        assert_eq!(seen["size"], body.len(), "{seen}");
+        // Another process on the same pool reads the disk.
+        let other = Pool::open(core.pool(), Signer::new(None)).unwrap();
+        let id_parsed = other.verify_identifier(id).unwrap();
+        let from_disk = other.access_upload_bucket(&id_parsed).status().unwrap();
+        assert_eq!(
+            from_disk.state,
+            fileupload::model::status::State::Starting,
+            "no document on disk: {from_disk:?}"
+        );
+        fs::rename(&aside, &document).unwrap();
+        send.send(rest.to_vec()).unwrap();
+        drop(send);
+        let r = writer.join().unwrap();
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    });
+    let done = core.status(id);
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["files"][0]["sha256"], sha256(&data));
+}

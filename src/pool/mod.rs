@@ -27,6 +27,7 @@
 //! [`Listing`]); a lock file is current only when the listing names it; a
 //! file gone stale under a reader (`ESTALE`) is looked up again.
 
+mod live;
 pub(crate) mod priority;
 pub(crate) mod store;
 
@@ -34,6 +35,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, DirEntryExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -43,6 +45,7 @@ use crate::model::error::{Error, Result};
 use crate::model::identifier::{Identifier, Signer, to_hex};
 use crate::model::status::{FileInfo, State, Status};
 use crate::pool::store::Store;
+use live::{Live, Registration};
 
 const LOCK: &str = "lock";
 const STATUS: &str = "status.json";
@@ -86,6 +89,8 @@ pub struct Pool {
     /// (a network filesystem): readers then list a bucket before they
     /// trust a name in it (see [`read_status_fresh`]).
     shared: bool,
+    /// The uploads this process writes, answered from memory.
+    live: Arc<Live>,
 }
 
 impl Pool {
@@ -117,6 +122,7 @@ impl Pool {
             dir,
             signer,
             shared,
+            live: Arc::default(),
         })
     }
 
@@ -183,10 +189,12 @@ impl Pool {
         let dir = self.bucket_dir(id);
         let lock = self.lock_for_writing(id)?;
         clear_contents(&dir)?;
+        let status = Status::begin(self.format_identifier(id), size);
         let mut upload = Upload {
             dir,
+            live: Some(self.live.register(id, &status)),
             lock: Some(lock),
-            status: Status::begin(self.format_identifier(id), size),
+            status,
             published_at: Instant::now(),
             published_received: 0,
         };
@@ -333,6 +341,9 @@ impl Bucket<'_> {
     /// The upload's status, read now. An upload whose writer died is
     /// reported (and recorded) as `error` / `upload interrupted`.
     pub fn status(&self) -> Result<Status> {
+        if let Some(status) = self.pool.live.status(&self.id) {
+            return Ok(status);
+        }
         let dir = self.pool.bucket_dir(&self.id);
         match fs::symlink_metadata(&dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Status::unknown()),
@@ -386,6 +397,8 @@ impl Bucket<'_> {
 #[derive(Debug)]
 pub struct Upload {
     dir: PathBuf,
+    /// The upload in this process's memory; let go before the lock.
+    live: Option<Registration>,
     lock: Option<File>,
     status: Status,
     published_at: Instant,
@@ -421,6 +434,9 @@ impl Upload {
     /// when the upload has been cleared meanwhile.
     pub fn progress(&mut self, received: u64) -> Result<()> {
         self.status.received = Some(received);
+        if let Some(live) = &self.live {
+            live.received(received);
+        }
         if received - self.published_received.min(received) >= PUBLISH_BYTES
             || self.published_at.elapsed() >= PUBLISH_INTERVAL
         {
@@ -497,6 +513,7 @@ impl Upload {
         self.status.state = State::Done;
         write_status(&self.dir, &self.status, true)?;
         sync_dir(&self.dir)?;
+        self.live = None;
         self.lock = None;
         Ok(self.status.clone())
     }
@@ -510,12 +527,14 @@ impl Upload {
     fn fail_inner(&mut self, err: &Error) {
         let Some(lock) = self.lock.take() else { return };
         if self.dir.join(CLEARED).exists() {
+            self.live = None;
             let _ = remove_bucket(&self.dir, lock);
             return;
         }
         self.status.fail(err);
         let _ = clear_contents(&self.dir);
         let _ = write_status(&self.dir, &self.status, false);
+        self.live = None;
         drop(lock);
     }
 
@@ -524,6 +543,9 @@ impl Upload {
             return Err(cleared_error());
         }
         write_status(&self.dir, &self.status, durable)?;
+        if let Some(live) = &self.live {
+            live.published(&self.status);
+        }
         self.published_at = Instant::now();
         self.published_received = self.status.received.unwrap_or(0);
         Ok(())

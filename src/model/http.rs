@@ -430,12 +430,16 @@ mod tests {
 
     #[test]
     fn decoding() {
-        assert_eq!(percent_decode("%2e%2E"), "..");
-        assert_eq!(percent_decode("a%"), "a%");
-        assert_eq!(percent_decode("a%2"), "a%2");
-        assert_eq!(percent_decode("a%zz"), "a%zz");
-        assert_eq!(percent_decode("%00"), "\0");
-        assert_eq!(percent_decode("%C3%A9"), "é");
+        for (encoded, decoded) in [
+            ("%2e%2E", ".."),
+            ("a%", "a%"),
+            ("a%2", "a%2"),
+            ("a%zz", "a%zz"),
+            ("%00", "\0"),
+            ("%C3%A9", "é"),
+        ] {
+            assert_eq!(percent_decode(encoded), decoded, "{encoded}");
+        }
     }
 
     #[test]

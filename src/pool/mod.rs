@@ -24,7 +24,7 @@
 //! replaced. So a reader lists the bucket before it opens a file by name
 //! (a listing is answered by the server and refreshes the client's names)
 //! and checks that the file it opened is the one listed (see
-//! [`Listing`]); a lock file is current only when the listing names it; a
+//! `Listing`); a lock file is current only when the listing names it; a
 //! file gone stale under a reader (`ESTALE`) is looked up again.
 
 mod live;

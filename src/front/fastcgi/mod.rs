@@ -648,6 +648,23 @@ mod tests {
         (records, result)
     }
 
+    /// Runs a connection over `input` that must end cleanly.
+    fn run_clean(dir: &std::path::Path, input: Vec<u8>) -> Vec<Written> {
+        let (records, result) = run(dir, input);
+        assert_eq!(result, Ok(()));
+        records
+    }
+
+    /// A request `id` that begins an upload as `ident` and sends `sent`
+    /// of its body.
+    fn upload_begun(id: u16, ident: &str, length: Option<usize>, sent: &[u8]) -> Vec<u8> {
+        let mut input = Vec::new();
+        begin(id, record::RESPONDER, false, &mut input);
+        upload_params(id, ident, length, &mut input);
+        record::stream(record::STDIN, id, sent, &mut input);
+        input
+    }
+
     fn stdout_of(records: &[Written], id: u16) -> String {
         let bytes: Vec<u8> = records
             .iter()
@@ -725,8 +742,7 @@ mod tests {
             &mut input,
         );
         record::end_stream(record::STDIN, 1, &mut input);
-        let (records, result) = run(&dir, input);
-        assert_eq!(result, Ok(()));
+        let records = run_clean(&dir, input);
         let ends: Vec<_> = records
             .iter()
             .filter(|(k, _, _)| *k == record::END_REQUEST)
@@ -744,13 +760,9 @@ mod tests {
     #[test]
     fn abort_mid_upload_leaves_error_and_no_file() {
         let dir = tempdir("abort");
-        let mut input = Vec::new();
-        begin(3, record::RESPONDER, false, &mut input);
-        upload_params(3, "f2", None, &mut input);
-        record::stream(record::STDIN, 3, &UPLOAD.as_bytes()[..60], &mut input);
+        let mut input = upload_begun(3, "f2", None, &UPLOAD.as_bytes()[..60]);
         encode_record(record::ABORT_REQUEST, 3, &[], &mut input);
-        let (records, result) = run(&dir, input);
-        assert_eq!(result, Ok(()));
+        let records = run_clean(&dir, input);
         assert!(stdout_of(&records, 3).is_empty());
         assert_eq!(records.last().unwrap().0, record::END_REQUEST);
         let status = std::fs::read_to_string(dir.join("f2/status.json")).unwrap();
@@ -783,8 +795,7 @@ mod tests {
         encode_record(99, 0, &[], &mut input);
         begin(5, 2, true, &mut input); // the authorizer role
         begin(6, 3, false, &mut input); // the filter role
-        let (records, result) = run(&dir, input);
-        assert_eq!(result, Ok(()));
+        let records = run_clean(&dir, input);
         let kinds: Vec<_> = records.iter().map(|(k, i, _)| (*k, *i)).collect();
         assert_eq!(
             kinds,
@@ -812,15 +823,11 @@ mod tests {
     #[test]
     fn a_second_request_on_the_connection_is_refused() {
         let dir = tempdir("mpx");
-        let mut input = Vec::new();
-        begin(1, record::RESPONDER, false, &mut input);
-        upload_params(1, "f3", Some(UPLOAD.len()), &mut input);
-        record::stream(record::STDIN, 1, &UPLOAD.as_bytes()[..20], &mut input);
+        let mut input = upload_begun(1, "f3", Some(UPLOAD.len()), &UPLOAD.as_bytes()[..20]);
         begin(2, record::RESPONDER, false, &mut input);
         record::stream(record::STDIN, 1, &UPLOAD.as_bytes()[20..], &mut input);
         record::end_stream(record::STDIN, 1, &mut input);
-        let (records, result) = run(&dir, input);
-        assert_eq!(result, Ok(()));
+        let records = run_clean(&dir, input);
         let refused = records
             .iter()
             .find(|(k, i, _)| *k == record::END_REQUEST && *i == 2)

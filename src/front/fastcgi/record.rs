@@ -13,28 +13,28 @@ pub const HEADER_LEN: usize = 8;
 /// The most content bytes of one record.
 pub const MAX_CONTENT: usize = u16::MAX as usize;
 
-/// `FCGI_BEGIN_REQUEST`.
-pub const BEGIN_REQUEST: u8 = 1;
-/// `FCGI_ABORT_REQUEST`.
-pub const ABORT_REQUEST: u8 = 2;
-/// `FCGI_END_REQUEST`.
-pub const END_REQUEST: u8 = 3;
-/// `FCGI_PARAMS`.
-pub const PARAMS: u8 = 4;
-/// `FCGI_STDIN`.
-pub const STDIN: u8 = 5;
-/// `FCGI_STDOUT`.
-pub const STDOUT: u8 = 6;
-/// `FCGI_STDERR`.
-pub const STDERR: u8 = 7;
-/// `FCGI_DATA`.
-pub const DATA: u8 = 8;
-/// `FCGI_GET_VALUES`.
-pub const GET_VALUES: u8 = 9;
-/// `FCGI_GET_VALUES_RESULT`.
-pub const GET_VALUES_RESULT: u8 = 10;
-/// `FCGI_UNKNOWN_TYPE`.
-pub const UNKNOWN_TYPE: u8 = 11;
+/// Declares the record types, each documented by its name in the
+/// specification.
+macro_rules! record_types {
+    ($($name:ident = $value:literal,)*) => {
+        $(#[doc = concat!("`FCGI_", stringify!($name), "`.")]
+        pub const $name: u8 = $value;)*
+    };
+}
+
+record_types! {
+    BEGIN_REQUEST = 1,
+    ABORT_REQUEST = 2,
+    END_REQUEST = 3,
+    PARAMS = 4,
+    STDIN = 5,
+    STDOUT = 6,
+    STDERR = 7,
+    DATA = 8,
+    GET_VALUES = 9,
+    GET_VALUES_RESULT = 10,
+    UNKNOWN_TYPE = 11,
+}
 
 /// `FCGI_RESPONDER`, the one role served.
 pub const RESPONDER: u16 = 1;

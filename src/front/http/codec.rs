@@ -1,6 +1,6 @@
 //! HTTP/1.1 requests, sans-IO (RFC 9112): bytes in, a typed [`Head`] and
 //! body bytes out, and the bytes of an answer back. The socket is the
-//! connection's business ([`super::Conn`]); nothing here reads or writes
+//! connection's business (`Conn` in the module above); nothing here reads or writes
 //! one, allocates by what a client declares, or can panic on any input.
 //!
 //! Heads are parsed by `httparse`; the framing (which of `Content-Length`

@@ -89,16 +89,8 @@ impl Front for Http {
             "too many connections; try again",
         )));
         let mut out = Vec::new();
-        let date = log::http_date(SystemTime::now());
-        encode_head(
-            response.status,
-            &response.headers,
-            response.body.len() as u64,
-            true,
-            &date,
-            &mut out,
-        );
-        out.extend_from_slice(&response.body);
+        let rest = encode_answer(&response, false, true, &mut out);
+        out.extend_from_slice(rest);
         out
     }
 }
@@ -279,23 +271,11 @@ impl Conn {
     }
 
     fn respond(&mut self, response: &Response, head_only: bool, close: bool) -> io::Result<()> {
-        let body: &[u8] = if head_only { &[] } else { &response.body };
-        let mut out = Vec::with_capacity(256 + body.len().min(READ_SIZE));
-        let date = log::http_date(SystemTime::now());
-        encode_head(
-            response.status,
-            &response.headers,
-            response.body.len() as u64,
-            close,
-            &date,
-            &mut out,
-        );
-        if body.len() <= READ_SIZE {
-            out.extend_from_slice(body);
-            self.stream.write_all(&out)?;
-        } else {
-            self.stream.write_all(&out)?;
-            self.stream.write_all(body)?;
+        let mut out = Vec::with_capacity(256 + response.body.len().min(READ_SIZE));
+        let rest = encode_answer(response, head_only, close, &mut out);
+        self.stream.write_all(&out)?;
+        if !rest.is_empty() {
+            self.stream.write_all(rest)?;
         }
         self.stream.flush()
     }
@@ -318,6 +298,33 @@ impl Conn {
                 Ok(_) => {}
             }
         }
+    }
+}
+
+/// Appends an answer's head to `out`, and its body when it is small
+/// enough to go out in the same write (one segment for a status answer);
+/// returns what of the body is left to write after it.
+fn encode_answer<'r>(
+    response: &'r Response,
+    head_only: bool,
+    close: bool,
+    out: &mut Vec<u8>,
+) -> &'r [u8] {
+    let body: &[u8] = if head_only { &[] } else { &response.body };
+    let date = log::http_date(SystemTime::now());
+    encode_head(
+        response.status,
+        &response.headers,
+        response.body.len() as u64,
+        close,
+        &date,
+        out,
+    );
+    if body.len() <= READ_SIZE {
+        out.extend_from_slice(body);
+        &[]
+    } else {
+        body
     }
 }
 

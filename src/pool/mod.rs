@@ -126,11 +126,6 @@ impl Pool {
         })
     }
 
-    /// The signer that mints and checks identifiers.
-    pub fn signer(&self) -> &Signer {
-        &self.signer
-    }
-
     /// A new identifier (see [`Signer::create`]).
     pub fn create_identifier(&self) -> Result<Identifier> {
         self.signer.create()
@@ -333,11 +328,6 @@ pub struct Bucket<'p> {
 }
 
 impl Bucket<'_> {
-    /// The identifier of this bucket.
-    pub fn identifier(&self) -> &Identifier {
-        &self.id
-    }
-
     /// The upload's status, read now. An upload whose writer died is
     /// reported (and recorded) as `error` / `upload interrupted`.
     pub fn status(&self) -> Result<Status> {
@@ -419,11 +409,6 @@ impl FileWriter {
 }
 
 impl Upload {
-    /// The identifier as the client must send it.
-    pub fn identifier(&self) -> &str {
-        self.status.identifier.as_deref().unwrap_or("")
-    }
-
     /// The status as it stands.
     pub fn status(&self) -> &Status {
         &self.status

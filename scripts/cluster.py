@@ -18,6 +18,16 @@ each writing its PID to WORK/pids, and runs the named checks:
            every 201'd upload reads `done` with the right sha256 on every host
            (HTTP and the CLI), `received` never decreases for one poller
            asking one host
+  fleet    three hosts as a fleet is deployed, each on its own loopback
+           address and mount, all running as the web user: A the daemon, B
+           the FastCGI responder behind its nginx, C the CGI program under
+           Apache; an nginx balancer in front of them, round-robin.
+           FLEET_UPLOADS uploads through the balancer, FLEET_PARALLEL at a
+           time, with pollers on A, B, C and the balancer at FLEET_RATE
+           polls/s in all: every upload 201 with its sha256, every status
+           200, `done` with the sha256 on every host afterwards, the stored
+           file right, each host taking a share, `received` never
+           decreasing for a poller asking one host
 Exits 1 on any failure; prints one line per check with its figures.
 """
 import hashlib
@@ -25,6 +35,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -77,9 +88,28 @@ def request(addr, method, target, body=b"", timeout=30):
         reply = b""
         while chunk := s.recv(65536):
             reply += chunk
+    return parse_reply(reply)
+
+
+def parse_reply(reply):
+    """(status, body bytes) of an HTTP/1.1 answer read until the close."""
     head, _, rest = reply.partition(b"\r\n\r\n")
     m = re.match(rb"HTTP/1\.1 (\d+)", head)
+    if re.search(rb"(?im)^transfer-encoding:\s*chunked", head):
+        rest = dechunk(rest)
     return (int(m.group(1)) if m else 0), rest
+
+
+def dechunk(data):
+    """A chunked body's bytes (Apache chunks what a CGI program writes)."""
+    out = b""
+    while data:
+        size, _, data = data.partition(b"\r\n")
+        n = int(size.split(b";")[0], 16)
+        if n == 0:
+            break
+        out, data = out + data[:n], data[n + 2:]
+    return out
 
 
 def status(addr, ident):
@@ -110,12 +140,13 @@ class Upload(threading.Thread):
         self.body = multipart(data)
         self.step, self.pause = step, pause
         self.code, self.reply = None, None
+        self.target = f"/upload?X-Progress-ID={ident}"
 
     def run(self):
         host, port = self.addr.split(":")
         try:
             s = socket.create_connection((host, int(port)), timeout=60)
-            s.sendall((f"POST /upload?X-Progress-ID={self.uid} HTTP/1.1\r\nHost: x\r\n"
+            s.sendall((f"POST {self.target} HTTP/1.1\r\nHost: x\r\n"
                        "Content-Type: multipart/form-data; boundary=BB\r\n"
                        f"Content-Length: {len(self.body)}\r\nConnection: close\r\n\r\n").encode())
             try:
@@ -143,9 +174,7 @@ class Upload(threading.Thread):
         except OSError as e:
             self.code, self.reply = 0, str(e).encode()
             return
-        m = re.match(rb"HTTP/1\.1 (\d+)", reply)
-        self.code = int(m.group(1)) if m else 0
-        self.reply = reply.partition(b"\r\n\r\n")[2]
+        self.code, self.reply = parse_reply(reply)
 
 
 def wait_for(pred, timeout, interval=0.02):
@@ -365,6 +394,233 @@ def check_load(uploads, pollers_per_host, rate):
           flush=True)
 
 
+WEB_USER = "www-data"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def spawn(name, argv, **kw):
+    """A server in a session of its own, its output in WORK/NAME.log; the
+    EXIT trap of test-cluster.sh stops its whole process group."""
+    p = subprocess.Popen(argv, stdout=open(os.path.join(WORK, f"{name}.log"), "a"),
+                         stderr=subprocess.STDOUT, start_new_session=True, **kw)
+    with open(os.path.join(WORK, "pids"), "a") as f:
+        f.write(f"-{p.pid}\n")
+    fleet_servers.append(p)
+    return p
+
+
+fleet_servers = []
+
+
+def free_port(host):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def answering(addr, path, timeout=10):
+    def up():
+        try:
+            return request(addr, "GET", path, timeout=2)[0] != 0
+        except OSError:
+            return False
+    if not wait_for(up, timeout, 0.05):
+        raise RuntimeError(f"nothing answers on {addr}{path}")
+
+
+def nginx_conf(root, body):
+    os.makedirs(root, exist_ok=True)
+    temps = "".join(f"    {kind}_temp_path {root}/{kind};\n"
+                    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = os.path.join(root, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"daemon off;\nuser {WEB_USER};\nworker_processes 1;\npid {root}/nginx.pid;\n"
+                f"error_log {root}/error.log warn;\nevents {{ worker_connections 1024; }}\n"
+                f"http {{\n    client_max_body_size 0;\n{temps}{body}}}\n")
+    return conf
+
+
+def start_fleet():
+    """Hosts A, B, C and the balancer (see `fleet` above); the balancer's
+    address, the hosts' addresses and their pool directories, and the
+    balancer's log of which host took each request."""
+    # The web user reaches the mounts and configs, and the volume's root
+    # (made from the bricks' temporary directories, mode 0700).
+    os.chmod(WORK, 0o755)
+    os.chmod(MOUNTS[0], 0o755)
+    pool = "fleet"
+    os.makedirs(os.path.join(MOUNTS[0], pool), mode=0o700, exist_ok=True)
+    shutil.chown(os.path.join(MOUNTS[0], pool), WEB_USER, WEB_USER)
+    pools = [os.path.join(m, pool) for m in MOUNTS[:3]]
+    as_web = dict(user=WEB_USER, group=WEB_USER, extra_groups=[])
+    a_addr = f"127.0.0.11:{free_port('127.0.0.11')}"
+    spawn("fleet-a", [BIN, "serve", "--no-demo", "--directory", pools[0], "--listen", a_addr], **as_web)
+    fcgi = f"127.0.0.12:{free_port('127.0.0.12')}"
+    spawn("fleet-b-responder", [BIN, "fastcgi", "--directory", pools[1], "--listen", fcgi], **as_web)
+    b_addr = f"127.0.0.12:{free_port('127.0.0.12')}"
+    params = "".join(f"            fastcgi_param {k} {v};\n" for k, v in (
+        ("SCRIPT_NAME", "$fastcgi_script_name"), ("PATH_INFO", "$fastcgi_path_info"),
+        ("REQUEST_METHOD", "$request_method"), ("QUERY_STRING", "$query_string"),
+        ("CONTENT_TYPE", "$content_type"), ("CONTENT_LENGTH", "$content_length"),
+        ("SERVER_PROTOCOL", "$server_protocol"), ("REMOTE_ADDR", "$remote_addr")))
+    b_conf = nginx_conf(os.path.join(WORK, "fleet-b"), f"""    access_log off;
+    upstream responder {{ server {fcgi}; keepalive 8; }}
+    server {{
+        listen {b_addr};
+        location /fleet/ {{
+            fastcgi_request_buffering off;
+            fastcgi_keep_conn on;
+            fastcgi_split_path_info ^(/fleet)(/.*)$;
+{params}            fastcgi_pass responder;
+        }}
+    }}
+""")
+    spawn("fleet-b-nginx", ["nginx", "-c", b_conf])
+    c_addr = f"127.0.0.13:{free_port('127.0.0.13')}"
+    apache = os.path.join(WORK, "apache")
+    os.makedirs(apache, exist_ok=True)
+    head = subprocess.run(
+        ["bash", "-c", 'source "$0"; apache_conf_head "$1" prefork alias env cgi',
+         os.path.join(HERE, "lib-apache.sh"), c_addr.split(":")[1]],
+        env={**os.environ, "WORK": WORK}, check=True, capture_output=True, text=True).stdout
+    head = head.replace("Listen 127.0.0.1:", "Listen 127.0.0.13:")
+    with open(os.path.join(apache, "httpd.conf"), "w") as f:
+        f.write(head + f"""ScriptAlias /fleet "{BIN}"
+<Location /fleet>
+    SetEnv FILEUPLOAD_DIRECTORY "{pools[2]}"
+</Location>
+""")
+    spawn("fleet-c-apache", ["apache2", "-f", os.path.join(apache, "httpd.conf"), "-DFOREGROUND"])
+    lb_addr = f"127.0.0.10:{free_port('127.0.0.10')}"
+    lb_log = os.path.join(WORK, "fleet-lb", "upstream.log")
+    lb_conf = nginx_conf(os.path.join(WORK, "fleet-lb"), f"""    log_format upstream '$request_method $uri $status $upstream_addr';
+    access_log {lb_log} upstream;
+    upstream fleet {{ server {a_addr}; server {b_addr}; server {c_addr}; keepalive 16; }}
+    server {{
+        listen {lb_addr};
+        location /fleet/ {{
+            proxy_pass http://fleet;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_request_buffering off;
+            proxy_buffering off;
+        }}
+    }}
+""")
+    spawn("fleet-lb", ["nginx", "-c", lb_conf])
+    for addr in (a_addr, b_addr, c_addr, lb_addr):
+        answering(addr, "/fleet/upload/status?X-Progress-ID=up")
+    return lb_addr, [a_addr, b_addr, c_addr], pools, lb_log
+
+
+def check_fleet(uploads, parallel, rate):
+    lb, hosts, pools, lb_log = start_fleet()
+    names = dict(zip(hosts, "ABC"))
+    running = {}
+    done = threading.Event()
+    problems, polls = [], [0]
+    backwards = []
+
+    per_poller = rate / (4 * (len(hosts) + 1))
+
+    def poller(addr, cross_hosts):
+        last = {}
+        due = time.monotonic()
+        while not done.is_set():
+            # Paced by the clock, not by a sleep after each poll: a slow
+            # answer does not lower the rate asked for.
+            due += 1 / per_poller
+            time.sleep(max(0.0, due - time.monotonic()))
+            with lock:
+                ids = list(running)
+            if not ids:
+                continue
+            i = random.choice(ids)
+            try:
+                code, body = request(addr, "GET", f"/fleet/upload/status?X-Progress-ID={i}")
+                st = json.loads(body)
+            except (OSError, ValueError) as e:
+                problems.append(f"status of {i} on {addr}: {e}")
+                continue
+            with lock:
+                polls[0] += 1
+            if code != 200:
+                problems.append(f"status of {i} on {addr}: {code} {st}")
+            if st.get("error") == "upload interrupted":
+                problems.append(f"status of {i} on {addr} says interrupted: {st}")
+            r = st.get("received") if st.get("state") == "uploading" else None
+            if st.get("state") == "done":
+                r = 1 << 62
+            if r is not None:
+                if r < last.get(i, 0) and not cross_hosts:
+                    backwards.append(f"{addr} {i}: {last[i]} then {r}")
+                last[i] = max(r, last.get(i, 0))
+
+    pollers = [threading.Thread(target=poller, args=(h, h == lb), daemon=True)
+               for h in hosts + [lb] for _ in range(4)]
+    for t in pollers:
+        t.start()
+    sent = []
+    t0 = time.monotonic()
+    sizes = (64 << 10, 2 << 20)
+    for n in range(0, uploads, parallel):
+        batch = []
+        for _ in range(min(parallel, uploads - n)):
+            i = ident("fleet")
+            u = Upload(lb, i, os.urandom(random.randrange(*sizes)), step=65536, pause=0.002)
+            u.target = f"/fleet/upload?X-Progress-ID={i}"
+            with lock:
+                running[i] = u
+            batch.append(u)
+            u.start()
+        for u in batch:
+            u.join()
+            with lock:
+                running.pop(u.uid, None)
+        sent += batch
+    done.set()
+    took = time.monotonic() - t0
+    for t in pollers:
+        t.join()
+    misreported = 0
+    for u in sent:
+        want = hashlib.sha256(u.data).hexdigest()
+        try:
+            answer = json.loads(u.reply)
+        except ValueError:
+            answer = {}
+        if u.code != 201 or answer.get("files", [{}])[0].get("sha256") != want:
+            misreported += 1
+            fail(f"fleet: {u.uid} answered {u.code} {u.reply[:200]!r}")
+            continue
+        for addr in hosts:
+            code, body = request(addr, "GET", f"/fleet/upload/status?X-Progress-ID={u.uid}")
+            st = json.loads(body or b"{}")
+            if code != 200 or st.get("state") != "done" or st["files"][0].get("sha256") != want:
+                misreported += 1
+                fail(f"fleet: {u.uid} reads on {names[addr]}: {code} {st}")
+        with open(os.path.join(pools[0], u.uid, "0"), "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != want:
+                fail(f"fleet: the stored file of {u.uid} is not what was sent")
+    took_by = {h: 0 for h in hosts}
+    with open(lb_log) as f:
+        for line in f:
+            method, uri, code, upstream = (line.split() + ["", "", "", ""])[:4]
+            if method == "POST" and uri == "/fleet/upload" and upstream in took_by:
+                took_by[upstream] += 1
+    if min(took_by.values()) == 0 or sum(took_by.values()) != uploads:
+        fail(f"fleet: uploads by host {took_by}, {uploads} sent")
+    for line in problems[:10]:
+        fail("fleet: " + line)
+    for line in backwards[:10]:
+        fail("fleet: received went backwards on one host: " + line)
+    shares = ", ".join(f"{names[h]} {n}" for h, n in took_by.items())
+    print(f"fleet: {len(sent)} uploads through the balancer in {took:.1f} s ({shares}), "
+          f"{polls[0]} status polls ({polls[0] / took:.0f}/s) on A, B, C and the balancer, "
+          f"misreported {misreported}, other problems {len(problems)}, received backwards "
+          f"on one host {len(backwards)}", flush=True)
+
+
 def cli(mount, *args):
     return subprocess.run([BIN, "--directory", mount, *args], capture_output=True, text=True)
 
@@ -417,6 +673,10 @@ try:
             check_kill()
         elif c == "race":
             check_race(int(os.environ.get("RACE_ROUNDS", "20")))
+        elif c == "fleet":
+            check_fleet(int(os.environ.get("FLEET_UPLOADS", "1000")),
+                        int(os.environ.get("FLEET_PARALLEL", "8")),
+                        float(os.environ.get("FLEET_RATE", "250")))
         elif c == "load":
             check_load(int(os.environ.get("LOAD_UPLOADS", "24")),
                        int(os.environ.get("LOAD_POLLERS", "2")),
@@ -424,6 +684,10 @@ try:
         else:
             fail(f"unknown check {c}")
 finally:
+    for p in fleet_servers:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+        p.wait()
     for p, _, _ in daemons:
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)

@@ -4,12 +4,14 @@
 # daemon on each mount, and the cross-host checks of scripts/cluster.py:
 # status rising on B for an upload on A, a clear on B of A's running upload,
 # kill -9 of A's daemon seen on B, same-identifier races across hosts, and
-# many uploads with pollers on every host, none misreported.
+# many uploads with pollers on every host, none misreported; and a fleet:
+# the daemon, the FastCGI responder behind nginx and the CGI program under
+# Apache, one per mount, behind an nginx balancer (cluster.py says how).
 #
 # Installs glusterfs-server and glusterfs-client when missing (Debian).
 # Environment: BIN (default target/release/fileupload, built when missing),
 # HOSTS (default 3), RACE_ROUNDS, LOAD_UPLOADS, LOAD_POLLERS, LOAD_RATE,
-# CHECKS (default "rising clear kill race load"), CLUSTER_MOUNT_OPTIONS,
+# CHECKS (default "rising clear cli kill race load fleet"), FLEET_UPLOADS, FLEET_PARALLEL, FLEET_RATE, CLUSTER_MOUNT_OPTIONS,
 # CLUSTER_VOLUME_OPTIONS (see docs/cluster.md for both).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -21,7 +23,7 @@ if [ ! -x "$BIN" ]; then
     (cd "$ROOT" && cargo build --release --quiet)
 fi
 HOSTS=${HOSTS:-3}
-CHECKS=${CHECKS:-rising clear cli kill race load}
+CHECKS=${CHECKS:-rising clear cli kill race load fleet}
 export RACE_ROUNDS=${RACE_ROUNDS:-50} LOAD_UPLOADS=${LOAD_UPLOADS:-48} LOAD_POLLERS=${LOAD_POLLERS:-3}
 # The tested recipe (docs/cluster.md): the FUSE client keeps no names or
 # attributes, and the client translators that answer from a cache or open

@@ -597,8 +597,9 @@ fn check_writer(dir: &Path, status: Status, shared: bool) -> Result<Status> {
     let file = match open_lock(dir, false) {
         Ok(f) => f,
         // No lock file under a status: the bucket is being removed, or this
-        // host's client cannot resolve the name yet. No verdict either way.
-        Err(e) if is_gone(&e) => return reread(dir, shared),
+        // host's client cannot resolve the name yet; or a brick still has
+        // it as root's (see is_denied). No verdict either way.
+        Err(e) if is_gone(&e) || (shared && is_denied(&e)) => return reread(dir, shared),
         Err(e) => return Err(Error::disk("open the bucket's lock", &e)),
     };
     // One try, no wait: a status read must never queue behind a writer. The
@@ -677,6 +678,7 @@ fn read_status_fresh(dir: &Path, shared: bool) -> Result<Fresh> {
     }
     let mut last = None;
     let mut damaged = None;
+    let mut denied = None;
     let mut empty = false;
     for round in 0..FRESH_TRIES {
         // At once, then after pauses that grow to 64 ms: about a second in
@@ -687,6 +689,10 @@ fn read_status_fresh(dir: &Path, shared: bool) -> Result<Fresh> {
         let listing = match Listing::read(dir) {
             Ok(l) => l,
             Err(e) if is_gone(&e) => return Ok(none(true)),
+            Err(e) if is_denied(&e) => {
+                denied = Some(Error::disk("list the upload's bucket", &e));
+                continue;
+            }
             Err(e) => return Err(Error::disk("list the upload's bucket", &e)),
         };
         if listing.cleared {
@@ -698,6 +704,10 @@ fn read_status_fresh(dir: &Path, shared: bool) -> Result<Fresh> {
         let (bytes, meta) = match read_nofollow(&dir.join(STATUS)) {
             Ok(read) => read,
             Err(e) if is_gone(&e) => continue,
+            Err(e) if is_denied(&e) => {
+                denied = Some(Error::disk("read the upload's status", &e));
+                continue;
+            }
             Err(e) => return Err(Error::disk("read the upload's status", &e)),
         };
         // Left by a power loss before a progress document reached the disk
@@ -739,7 +749,7 @@ fn read_status_fresh(dir: &Path, shared: bool) -> Result<Fresh> {
             modified: None,
         });
     }
-    if let Some(e) = damaged {
+    if let Some(e) = damaged.or(denied) {
         return Err(e);
     }
     if empty {
@@ -849,6 +859,17 @@ impl Listing {
 /// Errors that mean the file, or the name we had for it, is gone: removed
 /// (`ENOENT`), or replaced on another host of a network filesystem while
 /// this host's client still had the old one (`ESTALE`).
+/// Refused on a network filesystem, where it passes: GlusterFS creates an
+/// entry as root on each brick and gives it its owner after, and a lookup
+/// from another client in between, or a self-heal that copied the entry
+/// then, is refused by that brick (seen in `scripts/test-cluster.sh`'s
+/// fleet check with every host running as the web user; upstream issue
+/// 2357). A reader on the shared pool reads again, as for a stale name;
+/// a refusal that lasts is reported.
+fn is_denied(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EACCES)
+}
+
 fn is_gone(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESTALE)
 }

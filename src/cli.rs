@@ -195,6 +195,10 @@ pub struct ServerArgs {
     /// relay the answer.
     #[arg(long, env = "FILEUPLOAD_BACKEND", value_name = "URL")]
     pub backend: Option<String>,
+    /// The host name each request log line carries (default: the kernel's,
+    /// as `uname -n` gives it), so that a fleet's logs can be merged.
+    #[arg(long, env = "FILEUPLOAD_HOST_NAME", value_name = "NAME")]
+    pub host_name: Option<String>,
 }
 
 /// Options of the CGI front end.

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::front::driver::Workers;
 use crate::front::{cgi, fastcgi, http};
 use crate::handoff::{Application, Backend, Service};
+use crate::log;
 use crate::model::units::parse_duration;
 
 /// Runs a parsed command line. `Err` is a start-up failure (exit status 2);
@@ -79,6 +80,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
 }
 
 fn serve(mut config: Config, args: &ServeArgs) -> Result<ExitCode, String> {
+    log::set_host(args.server.host_name.as_deref());
     let workers = workers(&mut config, &args.server)?;
     let application = backend(&args.server.backend)?;
     let service = service(config, workers.max_uploads, application, !args.no_demo);
@@ -102,6 +104,7 @@ fn run_cgi(config: Config, args: CgiArgs) -> Result<ExitCode, String> {
 }
 
 fn run_fastcgi(mut config: Config, args: &FastcgiArgs) -> Result<ExitCode, String> {
+    log::set_host(args.server.host_name.as_deref());
     let workers = workers(&mut config, &args.server)?;
     let application = backend(&args.server.backend)?;
     let service = service(config, workers.max_uploads, application, false);

@@ -199,6 +199,18 @@ pub struct ServerArgs {
     /// as `uname -n` gives it), so that a fleet's logs can be merged.
     #[arg(long, env = "FILEUPLOAD_HOST_NAME", value_name = "NAME")]
     pub host_name: Option<String>,
+    /// Whether to serve `…/metrics`.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// Whether `…/metrics` is served: by every front end alike.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Serve `GET …/metrics` in the Prometheus text format (404 without;
+    /// in the variable: 1, true, yes or on).
+    #[arg(long, env = "FILEUPLOAD_METRICS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub metrics: bool,
 }
 
 /// Options of the CGI front end.
@@ -224,6 +236,9 @@ pub struct CgiArgs {
         value_name = "PROGRAM [ARGS]..."
     )]
     pub exec: Vec<std::ffi::OsString>,
+    /// Whether to serve `…/metrics`.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// Options of the FastCGI responder.

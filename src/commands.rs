@@ -83,7 +83,13 @@ fn serve(mut config: Config, args: &ServeArgs) -> Result<ExitCode, String> {
     log::set_host(args.server.host_name.as_deref());
     let workers = workers(&mut config, &args.server)?;
     let application = backend(&args.server.backend)?;
-    let service = service(config, workers.max_uploads, application, !args.no_demo);
+    let service = service(
+        config,
+        workers.max_uploads,
+        application,
+        !args.no_demo,
+        args.server.metrics.metrics,
+    );
     http::serve(service, &args.listen, &workers)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -98,8 +104,14 @@ fn run_cgi(config: Config, args: CgiArgs) -> Result<ExitCode, String> {
         None => backend(&args.backend)?,
     };
     // One request, one upload at most: no thread pool, no slot to share.
-    cgi::run(&service(config, 1, application, false))
-        .map_err(|e| format!("cannot write the answer: {e}"))?;
+    cgi::run(&service(
+        config,
+        1,
+        application,
+        false,
+        args.metrics.metrics,
+    ))
+    .map_err(|e| format!("cannot write the answer: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -107,7 +119,13 @@ fn run_fastcgi(mut config: Config, args: &FastcgiArgs) -> Result<ExitCode, Strin
     log::set_host(args.server.host_name.as_deref());
     let workers = workers(&mut config, &args.server)?;
     let application = backend(&args.server.backend)?;
-    let service = service(config, workers.max_uploads, application, false);
+    let service = service(
+        config,
+        workers.max_uploads,
+        application,
+        false,
+        args.server.metrics.metrics,
+    );
     fastcgi::serve(service, args.listen.as_deref(), &workers)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -140,9 +158,13 @@ fn service(
     max_uploads: usize,
     application: Option<Application>,
     demo: bool,
+    metrics: bool,
 ) -> Service {
     let takes_uploads = config.upload_url.is_none();
-    let app = config.app(max_uploads).with_demo(demo);
+    let app = config
+        .app(max_uploads)
+        .with_demo(demo)
+        .with_metrics(metrics);
     Service::new(app, takes_uploads, application)
 }
 

@@ -76,6 +76,10 @@ impl Service {
             Route::NotFound | Route::MethodNotAllowed(_) => {
                 matches!(application, Application::Exec { .. })
             }
+            // Ours when served, the application's path otherwise.
+            Route::Metrics => {
+                !self.app.serves_metrics() && matches!(application, Application::Exec { .. })
+            }
             Route::Status | Route::Clear => false,
         };
         if unchanged {

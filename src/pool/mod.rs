@@ -217,6 +217,21 @@ impl Pool {
             .collect()
     }
 
+    /// The pool's totals, read from every bucket's status now (see
+    /// [`Pool::list`]): what any host sharing the pool reports alike.
+    pub fn gauges(&self) -> Result<PoolGauges> {
+        let mut gauges = PoolGauges::default();
+        for status in self.list()? {
+            if let Some(n) = State::ALL.iter().position(|s| *s == status.state) {
+                gauges.buckets[n] += 1;
+            }
+            if status.state == State::Done {
+                gauges.stored_bytes += status.files().iter().filter_map(|f| f.length).sum::<u64>();
+            }
+        }
+        Ok(gauges)
+    }
+
     /// Removes finished uploads whose status is older than `older_than`, and
     /// interrupted ones of any age; an upload that a live writer holds is
     /// never touched. Returns the identifiers removed.
@@ -314,6 +329,15 @@ impl Pool {
         }
         Err(Error::internal("the upload's bucket keeps being removed"))
     }
+}
+
+/// The pool's totals, as [`Pool::gauges`] counts them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolGauges {
+    /// Buckets in each state, in the order of [`State::ALL`].
+    pub buckets: [u64; State::ALL.len()],
+    /// Bytes of the stored files of finished uploads (state `done`).
+    pub stored_bytes: u64,
 }
 
 /// One upload's bucket, as [`Pool::access_upload_bucket`] gives it: the API

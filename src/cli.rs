@@ -111,6 +111,9 @@ pub enum Command {
         #[arg(long, value_name = "DURATION")]
         older_than: String,
     },
+    /// Print the pool's gauges (buckets by state, bytes stored) in the
+    /// Prometheus text format, for node_exporter's textfile collector.
+    Metrics,
     /// Run the HTTP daemon.
     Serve(ServeArgs),
     /// Answer one request as a CGI program (RFC 3875); the default when

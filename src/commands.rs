@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+use crate::app::render::exposition;
 use crate::cli::{CgiArgs, Cli, Command, FastcgiArgs, IdCommand, ServeArgs, ServerArgs};
 use crate::config::Config;
 use crate::front::driver::Workers;
@@ -73,6 +74,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             ExitCode::SUCCESS
         }
+        Command::Metrics => refused(pool.gauges().map(|gauges| {
+            print!("{}", exposition(None, &gauges));
+        })),
         Command::Serve(args) => serve(config, &args)?,
         Command::Cgi(args) => run_cgi(config, args)?,
         Command::Fastcgi(args) => run_fastcgi(config, &args)?,

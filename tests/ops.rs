@@ -1,5 +1,5 @@
 //! Operating a fleet, against the built daemon: the host name in every log
-//! line and `/metrics` (off unless asked for).
+//! line, `/metrics` (off unless asked for) and `/healthz`.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, TempDir, header, multipart, parse_metrics, read_to_close};
+use common::{Daemon, TempDir, entries, header, multipart, parse_metrics, read_to_close};
 use serde_json::Value;
 
 /// `METHOD path` on a new connection to the daemon at `addr`: the
@@ -258,10 +258,64 @@ fn pool_gauges_are_the_same_on_every_host() {
     assert_eq!(on_b["fileupload_uploads_started_total"], 2.0);
 }
 
-/// The CGI program, run as a web server runs it: `/metrics` by the same
-/// translation as every other route.
 #[test]
-fn cgi_answers_metrics() {
+fn healthz_follows_the_pool() {
+    // On by default: no option needed.
+    let d = Daemon::start("healthz", &[]);
+    let (status, head, body) = get(&d, "/healthz");
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(body, br#"{"healthy":true}"#);
+    // The probe leaves nothing behind.
+    assert_eq!(entries(&d.pool), Vec::<String>::new());
+
+    // The pool directory taken away (chmod would not stop root): 503 with
+    // the reason, and uploads fail too.
+    std::fs::remove_dir_all(&d.pool).unwrap();
+    let (status, head, body) = get(&d, "/healthz");
+    assert_eq!(status, 503, "{head}");
+    assert_eq!(header(&head, "Retry-After"), Some("5"));
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    let reason = error["error"].as_str().unwrap();
+    assert!(
+        reason.starts_with("unhealthy: ") && reason.contains("health probe"),
+        "{reason}"
+    );
+    assert_ne!(upload(&d, "h1", b"x"), 201);
+
+    // Back: healthy again.
+    std::fs::create_dir(&d.pool).unwrap();
+    assert_eq!(get(&d, "/healthz").0, 200);
+    assert_eq!(ask(&d, "POST", "/healthz", "", b"").0, 405);
+}
+
+/// Hosts probing one pool at once never meet: each probe has its own file.
+#[test]
+fn probes_of_one_pool_at_once() {
+    let dir = TempDir::new("healthz-shared");
+    let pool = dir.pool();
+    let daemons = [
+        Daemon::start_in("healthz-a", &pool, &[]),
+        Daemon::start_in("healthz-b", &pool, &[]),
+    ];
+    std::thread::scope(|scope| {
+        for addr in daemons.iter().map(|d| d.addr) {
+            for _ in 0..4 {
+                scope.spawn(move || {
+                    for _ in 0..25 {
+                        let (status, head, _) = ask_at(addr, "GET", "/healthz", "", b"");
+                        assert_eq!(status, 200, "{head}");
+                    }
+                });
+            }
+        }
+    });
+    assert_eq!(entries(&pool), Vec::<String>::new());
+}
+
+/// The CGI program, run as a web server runs it: `/healthz` and
+/// `/metrics` by the same translation as every other route.
+#[test]
+fn cgi_answers_healthz_and_metrics() {
     let dir = TempDir::new("ops-cgi");
     let cgi = |path_info: &str, args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_fileupload"))
@@ -280,6 +334,9 @@ fn cgi_answers_metrics() {
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap()
     };
+    let out = cgi("/healthz", &[]);
+    assert!(out.starts_with("Status: 200 OK\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\n{\"healthy\":true}"), "{out}");
     assert!(cgi("/metrics", &[]).starts_with("Status: 404 "));
     let out = cgi("/metrics", &["--metrics"]);
     assert!(out.starts_with("Status: 200 OK\r\n"), "{out}");

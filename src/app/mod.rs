@@ -48,6 +48,8 @@ pub enum Route {
     Clear,
     /// `GET …/metrics`: the Prometheus text format, with `--metrics`.
     Metrics,
+    /// `GET …/healthz`: whether the pool can be written and locked.
+    Healthz,
     /// A known path with a method it does not take; the value is `Allow`.
     MethodNotAllowed(&'static str),
     /// Anything else.
@@ -70,9 +72,9 @@ pub enum Route {
 /// assert_eq!(route("PUT", "/upload", ""), Route::MethodNotAllowed("POST, DELETE"));
 /// assert_eq!(route("POST", "/myupload", ""), Route::NotFound);
 /// assert_eq!(route("GET", "/cgi-bin/fileupload/metrics", ""), Route::Metrics);
-/// assert_eq!(route("HEAD", "/metrics/", ""), Route::Metrics);
-/// assert_eq!(route("POST", "/metrics", ""), Route::MethodNotAllowed("GET, HEAD"));
-/// assert_eq!(route("GET", "/mymetrics", ""), Route::NotFound);
+/// assert_eq!(route("HEAD", "/healthz/", ""), Route::Healthz);
+/// assert_eq!(route("POST", "/healthz", ""), Route::MethodNotAllowed("GET, HEAD"));
+/// assert_eq!(route("GET", "/myhealthz", ""), Route::NotFound);
 /// ```
 pub fn route(method: &str, path: &str, query: &str) -> Route {
     let path = path.strip_suffix('/').unwrap_or(path);
@@ -82,12 +84,14 @@ pub fn route(method: &str, path: &str, query: &str) -> Route {
     };
     let flag = |name: &str| query.split('&').any(|p| p.split('=').next() == Some(name));
     let read = matches!(method, "GET" | "HEAD");
-    if is("metrics") {
-        return if read {
-            Route::Metrics
-        } else {
-            Route::MethodNotAllowed("GET, HEAD")
-        };
+    for (end, route) in [("metrics", Route::Metrics), ("healthz", Route::Healthz)] {
+        if is(end) {
+            return if read {
+                route
+            } else {
+                Route::MethodNotAllowed("GET, HEAD")
+            };
+        }
     }
     if is("upload/status") {
         return if read {
@@ -153,6 +157,8 @@ pub enum Answer {
     Page(&'static demo::Page),
     /// The process's counters and the pool's gauges (`…/metrics`).
     Metrics(Box<Report>),
+    /// The pool can be written and locked (`…/healthz`).
+    Healthy,
     /// The answer of the application behind the core (`--backend`,
     /// `--exec`), relayed as it came, but for headers that fail the check
     /// of [`crate::model::http::HeaderValue`].
@@ -185,7 +191,13 @@ impl Outcome {
     /// The HTTP status the outcome is rendered with.
     pub fn status(&self) -> u16 {
         match &self.answer {
-            Ok(Answer::Status(_) | Answer::Cleared | Answer::Page(_) | Answer::Metrics(_)) => 200,
+            Ok(
+                Answer::Status(_)
+                | Answer::Cleared
+                | Answer::Page(_)
+                | Answer::Metrics(_)
+                | Answer::Healthy,
+            ) => 200,
             Ok(Answer::Uploaded { .. }) => 201,
             Ok(Answer::Application(response)) => response.status,
             Err(e) => e.status(),
@@ -271,6 +283,7 @@ impl App {
             Route::Status | Route::Clear => self.query(route, &request, &params, &mut outcome),
             Route::Metrics if self.metrics => self.report().map(|r| Answer::Metrics(Box::new(r))),
             Route::Metrics => Err(Error::not_found("not found")),
+            Route::Healthz => self.health(),
         };
         outcome
     }
@@ -280,6 +293,17 @@ impl App {
         Ok(Report {
             process: self.counters.read(self.uploads_in_progress()),
             pool: self.pool.gauges()?,
+        })
+    }
+
+    /// Healthy when the pool can be written and locked now; else 503, for
+    /// a load balancer to send uploads to other hosts.
+    fn health(&self) -> Result<Answer> {
+        self.pool.probe().map(|()| Answer::Healthy).map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("unhealthy: {}", e.message()),
+            )
         })
     }
 

@@ -50,6 +50,7 @@ pub fn render(outcome: Outcome) -> Response {
             PROMETHEUS_TEXT,
             exposition(Some(&report.process), &report.pool).into_bytes(),
         )),
+        Ok(Answer::Healthy) => Ok(Response::new(200, JSON, br#"{"healthy":true}"#.to_vec())),
         Ok(Answer::Application(response)) => Ok(response),
         Err(e) => Err(e),
     };

@@ -80,7 +80,7 @@ impl Service {
             Route::Metrics => {
                 !self.app.serves_metrics() && matches!(application, Application::Exec { .. })
             }
-            Route::Status | Route::Clear => false,
+            Route::Status | Route::Clear | Route::Healthz => false,
         };
         if unchanged {
             let mut outcome = Outcome::new(route);

@@ -21,7 +21,7 @@ pub const DURATION_BOUNDS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0,
 ];
 
-/// The label of a route (see [`ROUTES`]).
+/// Where a route stands in [`ROUTES`].
 fn route_index(route: Option<Route>) -> usize {
     match route {
         Some(Route::Upload) => 0,

@@ -142,15 +142,16 @@ pub fn exposition(process: Option<&ProcessMetrics>, pool: &PoolGauges) -> String
             "Uploads this process stored.",
             p.uploads_done,
         );
-        let failed = "fileupload_uploads_failed_total";
-        out.family(
-            failed,
+        out.labelled(
+            "fileupload_uploads_failed_total",
             "counter",
             "Uploads of this process that failed, by the kind of their error.",
+            "reason",
+            ErrorKind::ALL
+                .iter()
+                .map(|k| k.label())
+                .zip(p.uploads_failed),
         );
-        for (kind, n) in ErrorKind::ALL.iter().zip(p.uploads_failed) {
-            out.sample(failed, &[("reason", kind.label())], n);
-        }
         out.single(
             "fileupload_received_bytes_total",
             "counter",
@@ -185,15 +186,13 @@ pub fn exposition(process: Option<&ProcessMetrics>, pool: &PoolGauges) -> String
             out.sample(&format!("{name}_count"), &[("route", route)], d.count);
         }
     }
-    let buckets = "fileupload_pool_buckets";
-    out.family(
-        buckets,
+    out.labelled(
+        "fileupload_pool_buckets",
         "gauge",
         "Buckets in the pool, by the state of their upload.",
+        "state",
+        State::ALL.iter().map(|s| s.as_str()).zip(pool.buckets),
     );
-    for (state, n) in State::ALL.iter().zip(pool.buckets) {
-        out.sample(buckets, &[("state", state.as_str())], n);
-    }
     out.single(
         "fileupload_pool_stored_bytes",
         "gauge",
@@ -224,6 +223,21 @@ impl Exposition {
             self.0.push('}');
         }
         let _ = writeln!(self.0, " {value}");
+    }
+
+    /// A family of one sample for each value of one label.
+    fn labelled<'a>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        label: &str,
+        values: impl Iterator<Item = (&'a str, u64)>,
+    ) {
+        self.family(name, kind, help);
+        for (text, value) in values {
+            self.sample(name, &[(label, text)], value);
+        }
     }
 
     /// A family of one sample without labels.

@@ -28,6 +28,12 @@ each writing its PID to WORK/pids, and runs the named checks:
            200, `done` with the sha256 on every host afterwards, the stored
            file right, each host taking a share, `received` never
            decreasing for a poller asking one host
+  gauges   the pool's gauges of /metrics are the same on every host, and
+           the same as `fileupload metrics` on every mount
+  healthz  /healthz answers 200 on every host; then the last host's
+           Gluster client (its FUSE process, PIDs in CLUSTER_FUSE_PIDS,
+           one per MOUNT) is killed: 503 there, 200 on the first host.
+           Leaves that mount dead: run it last
 Exits 1 on any failure; prints one line per check with its figures.
 """
 import hashlib
@@ -63,7 +69,7 @@ spawned = [0]
 def start_daemon(mount):
     spawned[0] += 1
     log = os.path.join(WORK, f"daemon-{spawned[0]}.log")
-    p = subprocess.Popen([BIN, "serve", "--directory", mount, "--listen", "127.0.0.1:0"],
+    p = subprocess.Popen([BIN, "serve", "--directory", mount, "--listen", "127.0.0.1:0", "--metrics"],
                          stderr=open(log, "a"), stdout=subprocess.DEVNULL)
     with open(os.path.join(WORK, "pids"), "a") as f:
         f.write(f"{p.pid}\n")
@@ -448,7 +454,9 @@ def start_fleet():
     # (made from the bricks' temporary directories, mode 0700).
     os.chmod(WORK, 0o755)
     os.chmod(MOUNTS[0], 0o755)
-    pool = "fleet"
+    # Not an identifier: the daemons on the volume's root never take it
+    # for a bucket.
+    pool = "fleet.pool"
     os.makedirs(os.path.join(MOUNTS[0], pool), mode=0o700, exist_ok=True)
     shutil.chown(os.path.join(MOUNTS[0], pool), WEB_USER, WEB_USER)
     pools = [os.path.join(m, pool) for m in MOUNTS[:3]]
@@ -619,6 +627,66 @@ def check_fleet(uploads, parallel, rate):
           f"{polls[0]} status polls ({polls[0] / took:.0f}/s) on A, B, C and the balancer, "
           f"misreported {misreported}, other problems {len(problems)}, received backwards "
           f"on one host {len(backwards)}", flush=True)
+def pool_gauges(text):
+    """The fileupload_pool_* samples of a Prometheus text exposition."""
+    return {line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1]
+            for line in text.splitlines() if line.startswith("fileupload_pool_")}
+
+
+def check_gauges():
+    seen = {}
+    for _, addr, mount in daemons:
+        code, body = request(addr, "GET", "/metrics")
+        if code != 200:
+            fail(f"gauges: /metrics on {addr} answered {code}: {body[:200]!r}")
+            continue
+        seen[f"/metrics of {addr}"] = pool_gauges(body.decode())
+        r = cli(mount, "metrics")
+        if r.returncode != 0:
+            fail(f"gauges: `fileupload metrics` on {mount}: {r.returncode} {r.stderr!r}")
+            continue
+        seen[f"`fileupload metrics` on {mount}"] = pool_gauges(r.stdout)
+    first = next(iter(seen.values()), {})
+    if len(first) != 5:
+        fail(f"gauges: not the five pool gauges: {first}")
+    for where, gauges in seen.items():
+        if gauges != first:
+            fail(f"gauges: {where} differs: {gauges} against {first}")
+    done = first.get('fileupload_pool_buckets{state="done"}')
+    print(f"gauges: {len(seen)} readings alike: {done} buckets done, "
+          f"{first.get('fileupload_pool_stored_bytes')} bytes stored", flush=True)
+
+
+def check_healthz():
+    for _, addr, _ in daemons:
+        code, body = request(addr, "GET", "/healthz")
+        if code != 200:
+            fail(f"healthz: {addr} answered {code} {body!r} with every mount up")
+    fuse = os.environ.get("CLUSTER_FUSE_PIDS", "").split()
+    if len(fuse) != len(MOUNTS):
+        fail(f"healthz: CLUSTER_FUSE_PIDS gives {len(fuse)} PIDs for {len(MOUNTS)} mounts")
+        return
+    (_, a, _), (_, lost, lost_mount) = daemons[0], daemons[-1]
+    os.kill(int(fuse[-1]), signal.SIGKILL)
+    t = time.monotonic()
+    answers = []
+
+    def unhealthy():
+        answers.append(request(lost, "GET", "/healthz"))
+        return answers[-1][0] == 503
+    got = wait_for(unhealthy, 10, 0.05)
+    took = time.monotonic() - t
+    if not got:
+        fail(f"healthz: the host without its mount answered {answers[-1]} for 10 s")
+    code, body = request(a, "GET", "/healthz")
+    if code != 200:
+        fail(f"healthz: the first host answered {code} {body!r} once another lost its mount")
+    reason = json.loads(answers[-1][1]).get("error", "") if got else ""
+    # A dead FUSE mount stays in the mount table: take it out, so that the
+    # teardown does not meet it.
+    subprocess.run(["umount", "-l", lost_mount], capture_output=True)
+    print(f"healthz: 200 on {len(daemons)} hosts; 503 on the host whose Gluster client was "
+          f"killed {took:.3f} s after ({reason!r}), 200 on the first", flush=True)
 
 
 def cli(mount, *args):
@@ -677,6 +745,10 @@ try:
             check_fleet(int(os.environ.get("FLEET_UPLOADS", "1000")),
                         int(os.environ.get("FLEET_PARALLEL", "8")),
                         float(os.environ.get("FLEET_RATE", "250")))
+        elif c == "gauges":
+            check_gauges()
+        elif c == "healthz":
+            check_healthz()
         elif c == "load":
             check_load(int(os.environ.get("LOAD_UPLOADS", "24")),
                        int(os.environ.get("LOAD_POLLERS", "2")),

@@ -209,6 +209,10 @@ suite() {
   [ ! -e "$pool/$id" ] && ok || fail "$name: bucket left after clear"
   check "$name: cleared status" '{"state":"starting"}' "$(curl -s "$url/upload/status?X-Progress-ID=$id")"
 
+  # The health check, translated like every other route; no probe left.
+  check "$name: healthz" '{"healthy":true}' "$(curl -s "$url/healthz")"
+  check "$name: no probe left" "" "$(find "$pool" -maxdepth 1 -name '.probe-*')"
+
   # Over the size limit: 413, recorded for a polling client.
   local t=$SECONDS
   code=$(curl -s -o "$WORK/$name.body" -w '%{http_code}' -F "f=@$HUGE" "$url/upload?X-Progress-ID=huge-$name" || true)

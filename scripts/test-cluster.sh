@@ -4,14 +4,18 @@
 # daemon on each mount, and the cross-host checks of scripts/cluster.py:
 # status rising on B for an upload on A, a clear on B of A's running upload,
 # kill -9 of A's daemon seen on B, same-identifier races across hosts, and
-# many uploads with pollers on every host, none misreported; and a fleet:
-# the daemon, the FastCGI responder behind nginx and the CGI program under
-# Apache, one per mount, behind an nginx balancer (cluster.py says how).
+# many uploads with pollers on every host, none misreported; a fleet: the
+# daemon, the FastCGI responder behind nginx and the CGI program under
+# Apache, one per mount, behind an nginx balancer (cluster.py says how);
+# the pool's gauges alike on every host; /healthz 503 on a host whose
+# Gluster client is killed, 200 on the others.
 #
 # Installs glusterfs-server and glusterfs-client when missing (Debian).
 # Environment: BIN (default target/release/fileupload, built when missing),
 # HOSTS (default 3), RACE_ROUNDS, LOAD_UPLOADS, LOAD_POLLERS, LOAD_RATE,
-# CHECKS (default "rising clear cli kill race load fleet"), FLEET_UPLOADS, FLEET_PARALLEL, FLEET_RATE, CLUSTER_MOUNT_OPTIONS,
+# FLEET_UPLOADS, FLEET_PARALLEL, FLEET_RATE, CHECKS (default "rising clear
+# cli kill race load fleet gauges healthz"; healthz leaves a mount dead, so
+# it comes last), CLUSTER_MOUNT_OPTIONS,
 # CLUSTER_VOLUME_OPTIONS (see docs/cluster.md for both).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -23,7 +27,7 @@ if [ ! -x "$BIN" ]; then
     (cd "$ROOT" && cargo build --release --quiet)
 fi
 HOSTS=${HOSTS:-3}
-CHECKS=${CHECKS:-rising clear cli kill race load fleet}
+CHECKS=${CHECKS:-rising clear cli kill race load fleet gauges healthz}
 export RACE_ROUNDS=${RACE_ROUNDS:-50} LOAD_UPLOADS=${LOAD_UPLOADS:-48} LOAD_POLLERS=${LOAD_POLLERS:-3}
 # The tested recipe (docs/cluster.md): the FUSE client keeps no names or
 # attributes, and the client translators that answer from a cache or open
@@ -63,5 +67,7 @@ for _ in $(seq 1 "$HOSTS"); do
 done
 printf 'gluster volume and %s mounts up in %.1f s\n' "$HOSTS" "$(echo "$(date +%s.%N) - $start" | bc)"
 
+# The FUSE clients, one per mount in order, for the healthz check to kill.
+export CLUSTER_FUSE_PIDS="${CLUSTER_MOUNT_PIDS[*]}"
 # shellcheck disable=SC2086 # CHECKS is a list of words
 python3 "$HERE/cluster.py" "$BIN" "$CLUSTER_WORK" "${mounts[@]}" -- $CHECKS

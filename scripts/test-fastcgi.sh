@@ -33,7 +33,7 @@ nginx_port=$(free_port)
 mkdir -p "$WORK/nginx" "$WORK/sock"
 chown "$WEB_USER" "$WORK/sock"
 common=(--directory "$nginx_pool" --max-size "$MAX_SIZE")
-start fcgi-tcp "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$tcp_port" --max-connections 8 --max-uploads 4
+start fcgi-tcp "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$tcp_port" --max-connections 8 --max-uploads 4 --metrics
 tcp_pid=$LAST_PID
 start fcgi-unix "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "unix:$WORK/sock/fileupload.sock"
 start fcgi-app "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$app_port" --backend "$BACKEND_URL"
@@ -83,6 +83,14 @@ suite nginx-fastcgi-unix "http://127.0.0.1:$nginx_port/unix" "$nginx_pool"
 suite nginx-fastcgi-kept "http://127.0.0.1:$nginx_port/kept" "$nginx_pool"
 backend_suite nginx-fastcgi-backend "http://127.0.0.1:$nginx_port/app" "$nginx_pool"
 grep -q 'POST /tcp/upload 201 ' "$WORK/fcgi-tcp.log" && ok || fail "no request log line in the responder's log"
+# --metrics on the TCP responder alone: its counters through nginx (the
+# uploads of the tcp and kept suites); the unix responder's is off.
+metrics=$(curl -s "http://127.0.0.1:$nginx_port/tcp/metrics")
+uploads_done=$(printf '%s\n' "$metrics" | awk '$1 == "fileupload_uploads_done_total" { print $2 }')
+[ "${uploads_done:-0}" -ge 2 ] && ok || fail "FastCGI metrics: uploads done [$uploads_done]: $metrics"
+check_contains "FastCGI metrics: the pool's gauges" 'fileupload_pool_buckets{state="done"}' "$metrics"
+check "FastCGI metrics off without --metrics" 404 \
+  "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$nginx_port/unix/metrics")"
 # Uploads ran on the 4 upload workers at nice 10, lent the connection for
 # the time of the upload; the threads of the connections themselves,
 # which answer status, are never lowered.

@@ -111,6 +111,9 @@ pub enum Command {
         #[arg(long, value_name = "DURATION")]
         older_than: String,
     },
+    /// Print the pool's gauges (buckets by state, bytes stored) in the
+    /// Prometheus text format, for node_exporter's textfile collector.
+    Metrics,
     /// Run the HTTP daemon.
     Serve(ServeArgs),
     /// Answer one request as a CGI program (RFC 3875); the default when
@@ -195,6 +198,22 @@ pub struct ServerArgs {
     /// relay the answer.
     #[arg(long, env = "FILEUPLOAD_BACKEND", value_name = "URL")]
     pub backend: Option<String>,
+    /// The host name each request log line carries (default: the kernel's,
+    /// as `uname -n` gives it), so that a fleet's logs can be merged.
+    #[arg(long, env = "FILEUPLOAD_HOST_NAME", value_name = "NAME")]
+    pub host_name: Option<String>,
+    /// Whether to serve `…/metrics`.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// Whether `…/metrics` is served: by every front end alike.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Serve `GET …/metrics` in the Prometheus text format (404 without;
+    /// in the variable: 1, true, yes or on).
+    #[arg(long, env = "FILEUPLOAD_METRICS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub metrics: bool,
 }
 
 /// Options of the CGI front end.
@@ -220,6 +239,9 @@ pub struct CgiArgs {
         value_name = "PROGRAM [ARGS]..."
     )]
     pub exec: Vec<std::ffi::OsString>,
+    /// Whether to serve `…/metrics`.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// Options of the FastCGI responder.

@@ -4,11 +4,13 @@
 
 use std::process::ExitCode;
 
+use crate::app::render::exposition;
 use crate::cli::{CgiArgs, Cli, Command, FastcgiArgs, IdCommand, ServeArgs, ServerArgs};
 use crate::config::Config;
 use crate::front::driver::Workers;
 use crate::front::{cgi, fastcgi, http};
 use crate::handoff::{Application, Backend, Service};
+use crate::log;
 use crate::model::units::parse_duration;
 
 /// Runs a parsed command line. `Err` is a start-up failure (exit status 2);
@@ -72,6 +74,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             ExitCode::SUCCESS
         }
+        Command::Metrics => refused(pool.gauges().map(|gauges| {
+            print!("{}", exposition(None, &gauges));
+        })),
         Command::Serve(args) => serve(config, &args)?,
         Command::Cgi(args) => run_cgi(config, args)?,
         Command::Fastcgi(args) => run_fastcgi(config, &args)?,
@@ -79,9 +84,16 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
 }
 
 fn serve(mut config: Config, args: &ServeArgs) -> Result<ExitCode, String> {
+    log::set_host(args.server.host_name.as_deref());
     let workers = workers(&mut config, &args.server)?;
     let application = backend(&args.server.backend)?;
-    let service = service(config, workers.max_uploads, application, !args.no_demo);
+    let service = service(
+        config,
+        workers.max_uploads,
+        application,
+        !args.no_demo,
+        args.server.metrics.metrics,
+    );
     http::serve(service, &args.listen, &workers)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -96,15 +108,28 @@ fn run_cgi(config: Config, args: CgiArgs) -> Result<ExitCode, String> {
         None => backend(&args.backend)?,
     };
     // One request, one upload at most: no thread pool, no slot to share.
-    cgi::run(&service(config, 1, application, false))
-        .map_err(|e| format!("cannot write the answer: {e}"))?;
+    cgi::run(&service(
+        config,
+        1,
+        application,
+        false,
+        args.metrics.metrics,
+    ))
+    .map_err(|e| format!("cannot write the answer: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn run_fastcgi(mut config: Config, args: &FastcgiArgs) -> Result<ExitCode, String> {
+    log::set_host(args.server.host_name.as_deref());
     let workers = workers(&mut config, &args.server)?;
     let application = backend(&args.server.backend)?;
-    let service = service(config, workers.max_uploads, application, false);
+    let service = service(
+        config,
+        workers.max_uploads,
+        application,
+        false,
+        args.server.metrics.metrics,
+    );
     fastcgi::serve(service, args.listen.as_deref(), &workers)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -137,9 +162,13 @@ fn service(
     max_uploads: usize,
     application: Option<Application>,
     demo: bool,
+    metrics: bool,
 ) -> Service {
     let takes_uploads = config.upload_url.is_none();
-    let app = config.app(max_uploads).with_demo(demo);
+    let app = config
+        .app(max_uploads)
+        .with_demo(demo)
+        .with_metrics(metrics);
     Service::new(app, takes_uploads, application)
 }
 

@@ -2,19 +2,58 @@
 //! front end.
 
 use std::io::Write;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::app::Outcome;
 
-/// Writes `time method path status bytes duration identifier` to stderr,
-/// where bytes are the request body bytes read.
+/// The host name every log line carries, set once at start.
+static HOST: OnceLock<String> = OnceLock::new();
+
+/// Names this host in every log line from now on: `name` when given
+/// (`--host-name`), else the kernel's host name. Only the first call
+/// counts; a process serves as one host.
+pub fn set_host(name: Option<&str>) {
+    let name = name.map(str::to_owned).unwrap_or_else(kernel_host_name);
+    let _ = HOST.set(log_field(&name));
+}
+
+/// The host name log lines carry: `-` until [`set_host`] was called.
+pub fn host() -> &'static str {
+    HOST.get().map(String::as_str).unwrap_or("-")
+}
+
+/// The kernel's host name (`uname -n`), read from procfs: no `unsafe` for
+/// it, and Linux is where the program runs. Empty (logged as `-`) when
+/// it cannot be read.
+fn kernel_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Text fit to stand as one field of a log line: without control
+/// characters or spaces (which would shift every field after it), `-` when
+/// empty.
+fn log_field(text: &str) -> String {
+    let field: String = text
+        .chars()
+        .filter(|c| !c.is_control() && !c.is_whitespace())
+        .collect();
+    if field.is_empty() { "-".into() } else { field }
+}
+
+/// Writes `time host method path status bytes duration identifier` to
+/// stderr, where bytes are the request body bytes read and host is the
+/// one [`set_host`] named, so that the logs of a fleet can be merged.
 pub(crate) fn request(method: &str, path: &str, outcome: &Outcome, took: Duration) {
     // One write per line: stderr is unbuffered, and `eprintln!` would write
     // each piece on its own (15 system calls a request), letting the lines
     // of concurrent requests cut into each other.
     let line = format!(
-        "{} {} {} {} {} {:.3}s {}\n",
+        "{} {} {} {} {} {} {:.3}s {}\n",
         timestamp(SystemTime::now()),
+        host(),
         method,
         crate::model::status::strip_controls(path),
         outcome.status(),
@@ -101,6 +140,14 @@ impl Civil {
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn host_names_are_one_field() {
+        assert_eq!(super::log_field("web-1.example"), "web-1.example");
+        assert_eq!(super::log_field("a b\tc\n"), "abc");
+        assert_eq!(super::log_field(" "), "-");
+        assert!(!super::kernel_host_name().is_empty());
+    }
 
     #[test]
     fn timestamps() {

@@ -339,3 +339,49 @@ fn start_up_errors() {
         0o700
     );
 }
+
+/// `fileupload metrics`: the pool's gauges in the Prometheus text format,
+/// as `/metrics` gives them; a pool it cannot use is an error, never a
+/// page of zeros.
+#[test]
+fn metrics_of_the_pool() {
+    let dir = Dir::new("metrics");
+    let pool = dir.pool();
+    upload(&pool, None, Some("m1"), b"four");
+    upload(&pool, None, Some("m2"), b"and eleven.");
+    fs::create_dir(pool.join("m3")).unwrap();
+    let out = fu(&pool, &["metrics"], &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    let samples = common::parse_metrics(&stdout(&out));
+    let gauges: Vec<(&str, f64)> = samples.iter().map(|(s, v)| (s.as_str(), *v)).collect();
+    assert_eq!(
+        gauges,
+        [
+            (r#"fileupload_pool_buckets{state="done"}"#, 2.0),
+            (r#"fileupload_pool_buckets{state="error"}"#, 0.0),
+            (r#"fileupload_pool_buckets{state="starting"}"#, 1.0),
+            (r#"fileupload_pool_buckets{state="uploading"}"#, 0.0),
+            ("fileupload_pool_stored_bytes", 15.0),
+        ]
+    );
+
+    // A status document that cannot be read: exit 1 and why.
+    fs::write(pool.join("m2").join("status.json"), "{not json").unwrap();
+    let out = fu(&pool, &["metrics"], &[]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("status is damaged"),
+        "{}",
+        stderr(&out)
+    );
+    // A pool that is no directory: a start-up error.
+    let file = dir.0.join("file");
+    fs::write(&file, "").unwrap();
+    bad_start(
+        "metrics of a pool that is a file",
+        &["--directory", file.to_str().unwrap(), "metrics"],
+        &[],
+    );
+}

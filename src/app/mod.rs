@@ -5,9 +5,11 @@
 
 pub mod demo;
 pub mod intercept;
+pub mod metrics;
 pub mod render;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use crate::model::error::{Error, ErrorKind, Result};
 use crate::model::http::{Request, Response, prefers_html, valid_callback};
@@ -16,6 +18,7 @@ use crate::model::multipart;
 use crate::model::status::Status;
 use crate::pool::Pool;
 use intercept::Limits;
+use metrics::{Counters, Report};
 
 /// The name of the identifier, as a query parameter and as a header.
 pub(crate) const PROGRESS_ID: &str = "X-Progress-ID";
@@ -29,6 +32,9 @@ pub struct App {
     max_uploads: usize,
     uploads: AtomicUsize,
     demo: bool,
+    /// Whether `…/metrics` is served (`--metrics`); counted either way.
+    metrics: bool,
+    counters: Counters,
 }
 
 /// What a request asks for, from its method, path and query.
@@ -40,6 +46,10 @@ pub enum Route {
     Status,
     /// `…/upload/clear`, `…/upload?clear`, `DELETE …/upload`.
     Clear,
+    /// `GET …/metrics`: the Prometheus text format, with `--metrics`.
+    Metrics,
+    /// `GET …/healthz`: whether the pool can be written and locked.
+    Healthz,
     /// A known path with a method it does not take; the value is `Allow`.
     MethodNotAllowed(&'static str),
     /// Anything else.
@@ -61,6 +71,10 @@ pub enum Route {
 /// assert_eq!(route("DELETE", "/upload", "X-Progress-ID=a"), Route::Clear);
 /// assert_eq!(route("PUT", "/upload", ""), Route::MethodNotAllowed("POST, DELETE"));
 /// assert_eq!(route("POST", "/myupload", ""), Route::NotFound);
+/// assert_eq!(route("GET", "/cgi-bin/fileupload/metrics", ""), Route::Metrics);
+/// assert_eq!(route("HEAD", "/healthz/", ""), Route::Healthz);
+/// assert_eq!(route("POST", "/healthz", ""), Route::MethodNotAllowed("GET, HEAD"));
+/// assert_eq!(route("GET", "/myhealthz", ""), Route::NotFound);
 /// ```
 pub fn route(method: &str, path: &str, query: &str) -> Route {
     let path = path.strip_suffix('/').unwrap_or(path);
@@ -70,6 +84,15 @@ pub fn route(method: &str, path: &str, query: &str) -> Route {
     };
     let flag = |name: &str| query.split('&').any(|p| p.split('=').next() == Some(name));
     let read = matches!(method, "GET" | "HEAD");
+    for (end, route) in [("metrics", Route::Metrics), ("healthz", Route::Healthz)] {
+        if is(end) {
+            return if read {
+                route
+            } else {
+                Route::MethodNotAllowed("GET, HEAD")
+            };
+        }
+    }
     if is("upload/status") {
         return if read {
             Route::Status
@@ -132,6 +155,10 @@ pub enum Answer {
     },
     /// A page of the demo.
     Page(&'static demo::Page),
+    /// The process's counters and the pool's gauges (`…/metrics`).
+    Metrics(Box<Report>),
+    /// The pool can be written and locked (`…/healthz`).
+    Healthy,
     /// The answer of the application behind the core (`--backend`,
     /// `--exec`), relayed as it came, but for headers that fail the check
     /// of [`crate::model::http::HeaderValue`].
@@ -164,7 +191,13 @@ impl Outcome {
     /// The HTTP status the outcome is rendered with.
     pub fn status(&self) -> u16 {
         match &self.answer {
-            Ok(Answer::Status(_) | Answer::Cleared | Answer::Page(_)) => 200,
+            Ok(
+                Answer::Status(_)
+                | Answer::Cleared
+                | Answer::Page(_)
+                | Answer::Metrics(_)
+                | Answer::Healthy,
+            ) => 200,
             Ok(Answer::Uploaded { .. }) => 201,
             Ok(Answer::Application(response)) => response.status,
             Err(e) => e.status(),
@@ -183,7 +216,20 @@ impl App {
             max_uploads,
             uploads: AtomicUsize::new(0),
             demo: false,
+            metrics: false,
+            counters: Counters::default(),
         }
+    }
+
+    /// Also serves `…/metrics` (else 404 there).
+    pub fn with_metrics(mut self, metrics: bool) -> App {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Whether `…/metrics` is served.
+    pub(crate) fn serves_metrics(&self) -> bool {
+        self.metrics
     }
 
     /// Also serves the demo pages (see [`crate::app::demo`]) at `/` and `/iframe`.
@@ -203,8 +249,21 @@ impl App {
     }
 
     /// Answers a request on `route`, which the front end decided with
-    /// [`route`] from the same request's method, path and query.
+    /// [`route`] from the same request's method, path and query. Every
+    /// request answered here is counted here, and nowhere else, for
+    /// `…/metrics`.
     pub fn handle(&self, route: Route, request: Request<'_>) -> Outcome {
+        let started = Instant::now();
+        let upload = route == Route::Upload && self.takes_uploads;
+        if upload {
+            self.counters.upload_started();
+        }
+        let outcome = self.answer(route, request);
+        self.counters.answered(&outcome, upload, started.elapsed());
+        outcome
+    }
+
+    fn answer(&self, route: Route, request: Request<'_>) -> Outcome {
         let mut outcome = Outcome::new(route);
         if route == Route::NotFound
             && self.demo
@@ -222,8 +281,30 @@ impl App {
                 "method not allowed",
             )),
             Route::Status | Route::Clear => self.query(route, &request, &params, &mut outcome),
+            Route::Metrics if self.metrics => self.report().map(|r| Answer::Metrics(Box::new(r))),
+            Route::Metrics => Err(Error::not_found("not found")),
+            Route::Healthz => self.health(),
         };
         outcome
+    }
+
+    /// The counters as they stand and the pool's gauges, computed now.
+    fn report(&self) -> Result<Report> {
+        Ok(Report {
+            process: self.counters.read(self.uploads_in_progress()),
+            pool: self.pool.gauges()?,
+        })
+    }
+
+    /// Healthy when the pool can be written and locked now; else 503, for
+    /// a load balancer to send uploads to other hosts.
+    fn health(&self) -> Result<Answer> {
+        self.pool.probe().map(|()| Answer::Healthy).map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("unhealthy: {}", e.message()),
+            )
+        })
     }
 
     fn query(

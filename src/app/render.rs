@@ -1,11 +1,17 @@
 //! The edge of the core: an [`Outcome`] rendered as the wire-neutral
-//! [`Response`] every front end writes. JSON, JSONP and the iframe
-//! transport's HTML are made here and nowhere else.
+//! [`Response`] every front end writes. JSON, JSONP, the iframe
+//! transport's HTML and the Prometheus text format are made here and
+//! nowhere else.
+
+use std::fmt::{Display, Write};
 
 use crate::app::demo::{self, Page};
+use crate::app::metrics::{DURATION_BOUNDS, ProcessMetrics, ROUTES};
 use crate::app::{Answer, Outcome, Route};
 use crate::model::error::{Error, ErrorKind};
 use crate::model::http::{HeaderValue, Response, escape_html, header};
+use crate::model::status::State;
+use crate::pool::PoolGauges;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const JAVASCRIPT: HeaderValue = HeaderValue::from_static("application/javascript");
@@ -15,6 +21,9 @@ const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 const RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
 const NO_REFERRER: HeaderValue = HeaderValue::from_static("no-referrer");
 const POLICY: HeaderValue = HeaderValue::from_static(demo::CONTENT_SECURITY_POLICY);
+/// The Prometheus text exposition format, version 0.0.4.
+const PROMETHEUS_TEXT: HeaderValue =
+    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
 
 /// The response for an outcome, with the status [`Outcome::status`] gives.
 pub fn render(outcome: Outcome) -> Response {
@@ -36,6 +45,12 @@ pub fn render(outcome: Outcome) -> Response {
             }
         }),
         Ok(Answer::Page(page)) => Ok(page_response(page)),
+        Ok(Answer::Metrics(report)) => Ok(Response::new(
+            200,
+            PROMETHEUS_TEXT,
+            exposition(Some(&report.process), &report.pool).into_bytes(),
+        )),
+        Ok(Answer::Healthy) => Ok(Response::new(200, JSON, br#"{"healthy":true}"#.to_vec())),
         Ok(Answer::Application(response)) => Ok(response),
         Err(e) => Err(e),
     };
@@ -109,6 +124,129 @@ fn page_response(page: &Page) -> Response {
     .with_header(header::REFERRER_POLICY, NO_REFERRER)
 }
 
+/// The metrics in the Prometheus text exposition format (version 0.0.4):
+/// this process's counters when given, then the pool's gauges, each family
+/// with its `HELP` and `TYPE`. `fileupload metrics` prints the pool's part.
+pub fn exposition(process: Option<&ProcessMetrics>, pool: &PoolGauges) -> String {
+    let mut out = Exposition(String::new());
+    if let Some(p) = process {
+        out.single(
+            "fileupload_uploads_started_total",
+            "counter",
+            "Uploads this process took on.",
+            p.uploads_started,
+        );
+        out.single(
+            "fileupload_uploads_done_total",
+            "counter",
+            "Uploads this process stored.",
+            p.uploads_done,
+        );
+        out.labelled(
+            "fileupload_uploads_failed_total",
+            "counter",
+            "Uploads of this process that failed, by the kind of their error.",
+            "reason",
+            ErrorKind::ALL
+                .iter()
+                .map(|k| k.label())
+                .zip(p.uploads_failed),
+        );
+        out.single(
+            "fileupload_received_bytes_total",
+            "counter",
+            "Request body bytes this process read.",
+            p.received_bytes,
+        );
+        out.single(
+            "fileupload_status_requests_total",
+            "counter",
+            "Status requests this process answered.",
+            p.status_requests,
+        );
+        out.single(
+            "fileupload_uploads_in_progress",
+            "gauge",
+            "Uploads in progress in this process.",
+            p.uploads_in_progress,
+        );
+        let name = "fileupload_request_duration_seconds";
+        out.family(
+            name,
+            "histogram",
+            "Time this process took to answer a request, by route.",
+        );
+        for (route, d) in ROUTES.iter().zip(&p.durations) {
+            let bucket = format!("{name}_bucket");
+            for (bound, n) in DURATION_BOUNDS.iter().zip(d.cumulative) {
+                out.sample(&bucket, &[("route", route), ("le", &bound.to_string())], n);
+            }
+            out.sample(&bucket, &[("route", route), ("le", "+Inf")], d.count);
+            out.sample(&format!("{name}_sum"), &[("route", route)], d.sum);
+            out.sample(&format!("{name}_count"), &[("route", route)], d.count);
+        }
+    }
+    out.labelled(
+        "fileupload_pool_buckets",
+        "gauge",
+        "Buckets in the pool, by the state of their upload.",
+        "state",
+        State::ALL.iter().map(|s| s.as_str()).zip(pool.buckets),
+    );
+    out.single(
+        "fileupload_pool_stored_bytes",
+        "gauge",
+        "Bytes of the stored files of finished uploads in the pool.",
+        pool.stored_bytes,
+    );
+    out.0
+}
+
+/// The text format being written. Label values are fixed words of ours
+/// (routes, error kinds, states, bounds), never a client's text, so none
+/// needs escaping.
+struct Exposition(String);
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        // Writing to a String cannot fail.
+        let _ = write!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
+        self.0.push_str(name);
+        for (n, (label, text)) in labels.iter().enumerate() {
+            let open = if n == 0 { "{" } else { "," };
+            let _ = write!(self.0, "{open}{label}=\"{text}\"");
+        }
+        if !labels.is_empty() {
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    /// A family of one sample for each value of one label.
+    fn labelled<'a>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        label: &str,
+        values: impl Iterator<Item = (&'a str, u64)>,
+    ) {
+        self.family(name, kind, help);
+        for (text, value) in values {
+            self.sample(name, &[(label, text)], value);
+        }
+    }
+
+    /// A family of one sample without labels.
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: u64) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +280,26 @@ mod tests {
             let r = render(outcome);
             assert_eq!((r.status, r.header("Allow")), (405, Some(allow)));
         }
+    }
+
+    #[test]
+    fn pool_gauges_as_text() {
+        let pool = PoolGauges {
+            buckets: [0, 1, 2, 3],
+            stored_bytes: 42,
+        };
+        assert_eq!(
+            exposition(None, &pool),
+            "# HELP fileupload_pool_buckets Buckets in the pool, by the state of their upload.\n\
+             # TYPE fileupload_pool_buckets gauge\n\
+             fileupload_pool_buckets{state=\"starting\"} 0\n\
+             fileupload_pool_buckets{state=\"uploading\"} 1\n\
+             fileupload_pool_buckets{state=\"done\"} 2\n\
+             fileupload_pool_buckets{state=\"error\"} 3\n\
+             # HELP fileupload_pool_stored_bytes Bytes of the stored files of finished uploads in the pool.\n\
+             # TYPE fileupload_pool_stored_bytes gauge\n\
+             fileupload_pool_stored_bytes 42\n"
+        );
     }
 
     #[test]

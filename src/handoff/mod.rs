@@ -76,7 +76,11 @@ impl Service {
             Route::NotFound | Route::MethodNotAllowed(_) => {
                 matches!(application, Application::Exec { .. })
             }
-            Route::Status | Route::Clear => false,
+            // Ours when served, the application's path otherwise.
+            Route::Metrics => {
+                !self.app.serves_metrics() && matches!(application, Application::Exec { .. })
+            }
+            Route::Status | Route::Clear | Route::Healthz => false,
         };
         if unchanged {
             let mut outcome = Outcome::new(route);

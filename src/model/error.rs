@@ -44,6 +44,47 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in the order of their statuses.
+    pub const ALL: [ErrorKind; 15] = [
+        ErrorKind::BadRequest,
+        ErrorKind::NotFound,
+        ErrorKind::MethodNotAllowed,
+        ErrorKind::Timeout,
+        ErrorKind::Conflict,
+        ErrorKind::Gone,
+        ErrorKind::TooLarge,
+        ErrorKind::UnsupportedMediaType,
+        ErrorKind::HeadTooLarge,
+        ErrorKind::Internal,
+        ErrorKind::NotImplemented,
+        ErrorKind::BadGateway,
+        ErrorKind::Unavailable,
+        ErrorKind::VersionNotSupported,
+        ErrorKind::DiskFull,
+    ];
+
+    /// The kind's name where a word is wanted (a metric's `reason` label):
+    /// lower case, words joined by `_`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Gone => "gone",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::UnsupportedMediaType => "unsupported_media_type",
+            ErrorKind::HeadTooLarge => "head_too_large",
+            ErrorKind::Internal => "internal",
+            ErrorKind::NotImplemented => "not_implemented",
+            ErrorKind::BadGateway => "bad_gateway",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::VersionNotSupported => "version_not_supported",
+            ErrorKind::DiskFull => "disk_full",
+        }
+    }
+
     /// The HTTP status this kind of failure answers with.
     pub const fn status(self) -> u16 {
         match self {
@@ -177,6 +218,24 @@ mod tests {
         let e = Error::disk("write", &io::Error::from_raw_os_error(libc::EACCES));
         assert_eq!(e.kind(), ErrorKind::Internal);
         assert_eq!(e.status(), 500);
+    }
+
+    /// `ALL` holds each kind once (a kind added to the enum but not to
+    /// `ALL` would be missing from the metrics): the statuses tell them
+    /// apart, and the labels are words.
+    #[test]
+    fn every_kind_once() {
+        let statuses: std::collections::BTreeSet<u16> =
+            ErrorKind::ALL.iter().map(|k| k.status()).collect();
+        assert_eq!(statuses.len(), ErrorKind::ALL.len());
+        for kind in ErrorKind::ALL {
+            assert!(
+                kind.label()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,21 @@ pub enum State {
     Error,
 }
 
+impl State {
+    /// Every state, in the order an upload goes through them.
+    pub const ALL: [State; 4] = [State::Starting, State::Uploading, State::Done, State::Error];
+
+    /// The state's name, as the status document spells it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Uploading => "uploading",
+            State::Done => "done",
+            State::Error => "error",
+        }
+    }
+}
+
 /// One file of an upload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileInfo {
@@ -176,6 +191,14 @@ pub fn strip_controls(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_names_are_the_documents() {
+        for state in State::ALL {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+        }
+    }
 
     #[test]
     fn size_null_round_trips() {

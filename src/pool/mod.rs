@@ -220,6 +220,37 @@ impl Pool {
             .collect()
     }
 
+    /// The pool's totals, read from every bucket's status now (see
+    /// [`Pool::list`]): what any host sharing the pool reports alike.
+    pub fn gauges(&self) -> Result<PoolGauges> {
+        let mut gauges = PoolGauges::default();
+        for status in self.list()? {
+            if let Some(n) = State::ALL.iter().position(|s| *s == status.state) {
+                gauges.buckets[n] += 1;
+            }
+            if status.state == State::Done {
+                gauges.stored_bytes += status.files().iter().filter_map(|f| f.length).sum::<u64>();
+            }
+        }
+        Ok(gauges)
+    }
+
+    /// Checks that the pool can be written and locked, for a health check:
+    /// creates a probe file, locks it, checks that the lock keeps a second
+    /// open of the file out, writes and flushes it, and removes it. Each
+    /// probe has a random name of its own, so that the hosts sharing a pool
+    /// can probe it at once without meeting; the name starts with `.`, so
+    /// no probe is ever taken for a bucket.
+    pub fn probe(&self) -> Result<()> {
+        let suffix =
+            unique_suffix().map_err(|e| Error::internal(format!("cannot name a probe: {e}")))?;
+        let path = self.dir.join(format!(".probe-{suffix}"));
+        let probed = probe_file(&path);
+        let removed = fs::remove_file(&path);
+        probed?;
+        removed.map_err(|e| Error::disk("remove the health probe", &e))
+    }
+
     /// Removes finished uploads whose status is older than `older_than`, and
     /// interrupted ones of any age; an upload that a live writer holds is
     /// never touched. Returns the identifiers removed.
@@ -317,6 +348,15 @@ impl Pool {
         }
         Err(Error::internal("the upload's bucket keeps being removed"))
     }
+}
+
+/// The pool's totals, as [`Pool::gauges`] counts them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolGauges {
+    /// Buckets in each state, in the order of [`State::ALL`].
+    pub buckets: [u64; State::ALL.len()],
+    /// Bytes of the stored files of finished uploads (state `done`).
+    pub stored_bytes: u64,
 }
 
 /// One upload's bucket, as [`Pool::access_upload_bucket`] gives it: the API
@@ -580,6 +620,33 @@ fn lock_existing(dir: &Path, wait: Duration) -> Result<Hold> {
         return Ok(Hold::Gone);
     }
     Ok(Hold::Locked(file))
+}
+
+/// The work of [`Pool::probe`] on its file; the files are closed on return.
+fn probe_file(path: &Path) -> Result<()> {
+    let mut file = create_new(path).map_err(|e| Error::disk("create a health probe", &e))?;
+    if !matches!(try_lock_for(&file, true, Duration::ZERO)?, Locking::Taken) {
+        return Err(Error::internal(
+            "cannot lock a health probe nobody else knows",
+        ));
+    }
+    let second = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::disk("open the health probe again", &e))?;
+    match FileExt::try_lock_exclusive(&second) {
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {}
+        Ok(()) => {
+            return Err(Error::internal(
+                "locks do not work: a locked probe was locked again",
+            ));
+        }
+        Err(e) => return Err(Error::disk("lock the health probe again", &e)),
+    }
+    file.write_all(b"probe\n")
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::disk("write the health probe", &e))
 }
 
 /// A reader found `uploading`: is the writer still there?

@@ -68,6 +68,16 @@ impl Daemon {
     pub fn start(name: &str, args: &[&str]) -> Daemon {
         let dir = TempDir::new(name);
         let pool = dir.path().join("pool");
+        Daemon::start_with(dir, pool, args)
+    }
+
+    /// Starts the daemon on the pool directory `pool`, which other
+    /// daemons may share, with `args` after `serve`.
+    pub fn start_in(name: &str, pool: &Path, args: &[&str]) -> Daemon {
+        Daemon::start_with(TempDir::new(name), pool.to_owned(), args)
+    }
+
+    fn start_with(dir: TempDir, pool: PathBuf, args: &[&str]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fileupload"))
             .arg("--directory")
             .arg(&pool)
@@ -390,4 +400,108 @@ pub fn unescape_html(text: &str) -> String {
         .replace("&quot;", "\"")
         .replace("&#39;", "'")
         .replace("&amp;", "&")
+}
+
+/// A Prometheus text exposition (format 0.0.4), read strictly: every
+/// sample belongs to a family declared by `# HELP` and `# TYPE` before it
+/// (a histogram's by its `_bucket`, `_sum` and `_count`), no series comes
+/// twice, every value is a number; a histogram's buckets are cumulative
+/// and its `+Inf` bucket is its `_count`. Samples by their series as
+/// written, `name{label="value",…}`.
+pub fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
+    use std::collections::BTreeMap;
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    let mut helped = Vec::new();
+    let mut samples = BTreeMap::new();
+    assert!(text.ends_with('\n'), "no final line end: {text}");
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap();
+            assert!(!help.is_empty(), "{line}");
+            helped.push(name.to_owned());
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            assert_eq!(
+                helped.last().map(String::as_str),
+                Some(name),
+                "TYPE without HELP"
+            );
+            assert!(
+                types.insert(name.to_owned(), kind.to_owned()).is_none(),
+                "{line}"
+            );
+            continue;
+        }
+        assert!(!line.starts_with('#'), "unexpected comment {line}");
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("not a number: {line}")),
+        };
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            "{line}"
+        );
+        if let Some(labels) = series.strip_prefix(name).filter(|l| !l.is_empty()) {
+            let inner = labels.strip_prefix('{').and_then(|l| l.strip_suffix('}'));
+            for pair in inner.unwrap_or_else(|| panic!("{line}")).split(',') {
+                let (label, quoted) = pair.split_once('=').unwrap();
+                assert!(
+                    label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                );
+                assert!(quoted.len() >= 2 && quoted.starts_with('"') && quoted.ends_with('"'));
+            }
+        }
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .filter_map(|suffix| name.strip_suffix(suffix))
+            .find(|base| types.get(*base).map(String::as_str) == Some("histogram"))
+            .unwrap_or(name);
+        assert!(types.contains_key(family), "sample before its TYPE: {line}");
+        assert!(
+            samples.insert(series.to_owned(), value).is_none(),
+            "series twice: {line}"
+        );
+    }
+    // Histograms: buckets in rising order of `le`, cumulative, `+Inf`
+    // equal to `_count`.
+    for (family, _) in types.iter().filter(|(_, k)| *k == "histogram") {
+        let prefix = format!("{family}_bucket{{");
+        let mut by_series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for (series, value) in samples.range(prefix.clone()..) {
+            let Some(labels) = series.strip_prefix(&prefix) else {
+                break;
+            };
+            let labels = labels.strip_suffix('}').unwrap();
+            let (others, le) = labels.rsplit_once(",le=").unwrap();
+            let le: f64 = match le.trim_matches('"') {
+                "+Inf" => f64::INFINITY,
+                v => v.parse().unwrap(),
+            };
+            by_series
+                .entry(others.to_owned())
+                .or_default()
+                .push((le, *value));
+        }
+        assert!(!by_series.is_empty(), "histogram {family} without buckets");
+        for (labels, mut buckets) in by_series {
+            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            assert!(
+                buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+                "{family}{{{labels}}} not cumulative: {buckets:?}"
+            );
+            let (le, last) = buckets.last().copied().unwrap();
+            assert!(le.is_infinite(), "{family}{{{labels}}} has no +Inf bucket");
+            let count = samples[&format!("{family}_count{{{labels}}}")];
+            assert_eq!(last, count, "{family}{{{labels}}}: +Inf is not _count");
+            assert!(samples.contains_key(&format!("{family}_sum{{{labels}}}")));
+        }
+    }
+    samples
 }

@@ -30,9 +30,14 @@ each writing its PID to WORK/pids, and runs the named checks:
            decreasing for a poller asking one host
   gauges   the pool's gauges of /metrics are the same on every host, and
            the same as `fileupload metrics` on every mount
-  healthz  /healthz answers 200 on every host; then the last host's
-           Gluster client (its FUSE process, PIDs in CLUSTER_FUSE_PIDS,
-           one per MOUNT) is killed: 503 there, 200 on the first host.
+  brick    the second brick's process (CLUSTER_VOLUME, CLUSTER_BRICK_DIRS)
+           killed mid-upload on A: the upload completes; the brick started
+           again and healed, the stored file is right on both bricks
+  healthz  /healthz answers 200 on every host; then, with an upload running
+           on the last host, that host's Gluster client (its FUSE process,
+           PIDs in CLUSTER_FUSE_PIDS, one per MOUNT) is killed: 503 there,
+           200 on the first host, and the upload reported interrupted on
+           the first host (the time it took is printed).
            Leaves that mount dead: run it last
 Exits 1 on any failure; prints one line per check with its figures.
 """
@@ -666,7 +671,12 @@ def check_healthz():
     if len(fuse) != len(MOUNTS):
         fail(f"healthz: CLUSTER_FUSE_PIDS gives {len(fuse)} PIDs for {len(MOUNTS)} mounts")
         return
-    (_, a, _), (_, lost, lost_mount) = daemons[0], daemons[-1]
+    (_, a, a_mount), (_, lost, lost_mount) = daemons[0], daemons[-1]
+    i = ident("lost")
+    up = Upload(lost, i, os.urandom(64 << 20), step=65536, pause=0.01)
+    up.start()
+    if not wait_for(lambda: (status(a, i)[1].get("received") or 0) >= 1 << 20, 10):
+        fail("healthz: the first host never saw 1 MiB of the last host's upload")
     os.kill(int(fuse[-1]), signal.SIGKILL)
     t = time.monotonic()
     answers = []
@@ -682,11 +692,82 @@ def check_healthz():
     if code != 200:
         fail(f"healthz: the first host answered {code} {body!r} once another lost its mount")
     reason = json.loads(answers[-1][1]).get("error", "") if got else ""
+    # The bricks drop a client's locks when its connections close (a
+    # killed client) or after network.ping-timeout (a vanished host).
+    seen = wait_for(lambda: status(a, i)[1].get("error") == "upload interrupted", 60, 0.05)
+    interrupted_after = time.monotonic() - t
+    up.join()
+    if not seen:
+        fail(f"healthz: the first host says {status(a, i)[1]} of the lost host's upload")
+    parts = [n for n in os.listdir(os.path.join(a_mount, i)) if n.endswith(".part")] \
+        if os.path.isdir(os.path.join(a_mount, i)) else []
+    if parts:
+        fail(f"healthz: partial files of the lost host's upload left: {parts}")
+    print(f"lost client: the upload on the host whose Gluster client was killed reads "
+          f"`upload interrupted` on the first host {interrupted_after:.3f} s after; its client "
+          f"got {up.code}; partial files left: {len(parts)}", flush=True)
     # A dead FUSE mount stays in the mount table: take it out, so that the
     # teardown does not meet it.
     subprocess.run(["umount", "-l", lost_mount], capture_output=True)
     print(f"healthz: 200 on {len(daemons)} hosts; 503 on the host whose Gluster client was "
           f"killed {took:.3f} s after ({reason!r}), 200 on the first", flush=True)
+
+
+def gluster(*args):
+    return subprocess.run(["gluster", "--mode=script", *args], capture_output=True, text=True)
+
+
+def brick_pid(volume, brick):
+    """The PID of the brick process serving directory `brick`."""
+    run_dir = f"/var/run/gluster/vols/{volume}"
+    for name in os.listdir(run_dir):
+        if name.endswith(".pid") and brick.replace("/", "-") in name:
+            with open(os.path.join(run_dir, name)) as f:
+                return int(f.read().strip())
+    raise RuntimeError(f"no PID file for brick {brick} in {run_dir}")
+
+
+def check_brick():
+    volume = os.environ["CLUSTER_VOLUME"]
+    bricks = os.environ["CLUSTER_BRICK_DIRS"].split()
+    (_, a, _), (_, b, _) = daemons[0], daemons[1]
+    i = ident("brick")
+    up = Upload(a, i, os.urandom(48 << 20), step=65536, pause=0.005)
+    up.start()
+    if not wait_for(lambda: (status(b, i)[1].get("received") or 0) >= 4 << 20, 20):
+        fail("brick: B never saw 4 MiB received")
+    # The second brick: with two, the client's quorum (cluster.quorum-type
+    # auto) holds while the first is up; losing the first stops writes.
+    os.kill(brick_pid(volume, bricks[1]), signal.SIGKILL)
+    t = time.monotonic()
+    up.join()
+    if up.code != 201:
+        fail(f"brick: the upload answered {up.code} {up.reply[:200]!r} with a brick down")
+    started = gluster("volume", "start", volume, "force")
+    if started.returncode != 0:
+        fail(f"brick: the brick did not start again: {started.stderr}")
+    gluster("volume", "heal", volume)
+
+    def healed():
+        info = gluster("volume", "heal", volume, "info").stdout
+        counts = re.findall(r"Number of entries: (\d+)", info)
+        return len(counts) == 2 and all(c == "0" for c in counts)
+    if not wait_for(healed, 120, 0.5):
+        fail(f"brick: not healed after 120 s: {gluster('volume', 'heal', volume, 'info').stdout}")
+    took = time.monotonic() - t
+    want = hashlib.sha256(up.data).hexdigest()
+    on_bricks = []
+    for brick in bricks:
+        with open(os.path.join(brick, i, "0"), "rb") as f:
+            on_bricks.append(hashlib.sha256(f.read()).hexdigest())
+    if on_bricks != [want, want]:
+        fail(f"brick: the stored file on the bricks {on_bricks}, sent {want}")
+    st = status(b, i)[1]
+    if st.get("state") != "done" or st["files"][0].get("sha256") != want:
+        fail(f"brick: B reads {st}")
+    print(f"brick: the second brick killed mid-upload; the upload answered {up.code}; brick "
+          f"back and healed {took:.1f} s after the kill; the file right on both bricks: "
+          f"{on_bricks == [want, want]}", flush=True)
 
 
 def cli(mount, *args):
@@ -745,6 +826,8 @@ try:
             check_fleet(int(os.environ.get("FLEET_UPLOADS", "1000")),
                         int(os.environ.get("FLEET_PARALLEL", "8")),
                         float(os.environ.get("FLEET_RATE", "250")))
+        elif c == "brick":
+            check_brick()
         elif c == "gauges":
             check_gauges()
         elif c == "healthz":

@@ -34,6 +34,7 @@ CLUSTER_GLUSTERD_PID=
 CLUSTER_MOUNT_PIDS=()
 CLUSTER_MOUNTS=()
 CLUSTER_VOLUME=
+CLUSTER_BRICKS=()
 CLUSTER_VOLUME_STOPPED=
 # The address glusterd, the bricks and the clients use: a loopback address
 # other than 127.0.0.1, which glusterd refuses as a brick host.
@@ -89,6 +90,7 @@ cluster_create_volume() {
     local b1 b2
     b1=$(mktemp -d "$CLUSTER_WORK/brick1.XXXX")
     b2=$(mktemp -d "$CLUSTER_WORK/brick2.XXXX")
+    CLUSTER_BRICKS=("$b1" "$b2")
     gluster --mode=script volume create "$CLUSTER_VOLUME" replica 2 transport tcp \
         "$CLUSTER_HOST:$b1" "$CLUSTER_HOST:$b2" force >/dev/null
     local key value

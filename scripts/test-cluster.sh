@@ -14,8 +14,8 @@
 # Environment: BIN (default target/release/fileupload, built when missing),
 # HOSTS (default 3), RACE_ROUNDS, LOAD_UPLOADS, LOAD_POLLERS, LOAD_RATE,
 # FLEET_UPLOADS, FLEET_PARALLEL, FLEET_RATE, CHECKS (default "rising clear
-# cli kill race load fleet gauges healthz"; healthz leaves a mount dead, so
-# it comes last), CLUSTER_MOUNT_OPTIONS,
+# cli kill race load fleet brick gauges healthz"; healthz leaves a mount
+# dead, so it comes last), CLUSTER_MOUNT_OPTIONS,
 # CLUSTER_VOLUME_OPTIONS (see docs/cluster.md for both).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +27,7 @@ if [ ! -x "$BIN" ]; then
     (cd "$ROOT" && cargo build --release --quiet)
 fi
 HOSTS=${HOSTS:-3}
-CHECKS=${CHECKS:-rising clear cli kill race load fleet gauges healthz}
+CHECKS=${CHECKS:-rising clear cli kill race load fleet brick gauges healthz}
 export RACE_ROUNDS=${RACE_ROUNDS:-50} LOAD_UPLOADS=${LOAD_UPLOADS:-48} LOAD_POLLERS=${LOAD_POLLERS:-3}
 # The tested recipe (docs/cluster.md): the FUSE client keeps no names or
 # attributes, and the client translators that answer from a cache or open
@@ -69,5 +69,7 @@ printf 'gluster volume and %s mounts up in %.1f s\n' "$HOSTS" "$(echo "$(date +%
 
 # The FUSE clients, one per mount in order, for the healthz check to kill.
 export CLUSTER_FUSE_PIDS="${CLUSTER_MOUNT_PIDS[*]}"
+# The volume and its bricks, for the brick check to stop one and heal it.
+export CLUSTER_VOLUME CLUSTER_BRICK_DIRS="${CLUSTER_BRICKS[*]}"
 # shellcheck disable=SC2086 # CHECKS is a list of words
 python3 "$HERE/cluster.py" "$BIN" "$CLUSTER_WORK" "${mounts[@]}" -- $CHECKS

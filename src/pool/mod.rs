@@ -41,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use fs2::FileExt;
 
-use crate::model::error::{Error, Result};
+use crate::model::error::{Error, ErrorKind, Result};
 use crate::model::identifier::{Identifier, Signer, to_hex};
 use crate::model::status::{FileInfo, State, Status};
 use crate::pool::store::Store;
@@ -51,6 +51,11 @@ const LOCK: &str = "lock";
 const STATUS: &str = "status.json";
 const STATUS_TMP: &str = "status.tmp";
 const CLEARED: &str = "cleared";
+/// In the pool directory, on a network filesystem: held while a bucket is
+/// made (see `Pool::make_bucket`). Not an identifier, so never a bucket.
+const CREATING: &str = ".creating.lock";
+/// How long a writer waits for another host to finish making a bucket.
+const CREATING_WAIT: Duration = Duration::from_secs(5);
 const PART: &str = ".part";
 
 /// Progress is published at least after this many bytes…
@@ -316,21 +321,8 @@ impl Pool {
         // A clear may remove the bucket between our mkdir and our lock; a
         // few rounds settle it.
         for _ in 0..16 {
-            match DirBuilder::new().mode(0o700).create(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Error::disk("create the upload's bucket", &e)),
-            }
-            match fs::symlink_metadata(&dir) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(not_a_bucket(&dir)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::disk("read the upload's bucket", &e)),
-            }
-            let file = match open_lock(&dir, true) {
-                Ok(f) => f,
-                Err(e) if is_gone(&e) => continue,
-                Err(e) => return Err(Error::disk("open the bucket's lock", &e)),
+            let Some(file) = self.make_bucket(&dir)? else {
+                continue;
             };
             match try_lock_for(&file, true, WRITER_LOCK_WAIT)? {
                 Locking::Taken => {}
@@ -347,6 +339,51 @@ impl Pool {
             }
         }
         Err(Error::internal("the upload's bucket keeps being removed"))
+    }
+
+    /// Makes the bucket and its lock file unless they exist, and opens the
+    /// lock file; `None` when a clear removed them meanwhile.
+    ///
+    /// On a network filesystem this is done under a lock of the pool's
+    /// own: two GlusterFS clients making the same directory at the same
+    /// instant can leave it with a different identity on each replica (a
+    /// gfid split-brain, seen in `scripts/test-cluster.sh`'s race check),
+    /// and every later access to it fails with EIO, the upload stored on
+    /// one brick lost to all hosts. Made one host after the other, the
+    /// second finds what the first made.
+    fn make_bucket(&self, dir: &Path) -> Result<Option<File>> {
+        let _creating = if self.shared {
+            let lock = open_lock_file(&self.dir.join(CREATING))
+                .map_err(|e| Error::disk("open the pool's lock", &e))?;
+            match try_lock_for(&lock, true, CREATING_WAIT)? {
+                Locking::Taken => {}
+                Locking::Busy | Locking::Removed => {
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "the pool is busy making buckets; try again",
+                    ));
+                }
+            }
+            Some(lock)
+        } else {
+            None
+        };
+        match DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::disk("create the upload's bucket", &e)),
+        }
+        match fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(not_a_bucket(dir)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::disk("read the upload's bucket", &e)),
+        }
+        match open_lock(dir, true) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if is_gone(&e) => Ok(None),
+            Err(e) => Err(Error::disk("open the bucket's lock", &e)),
+        }
     }
 }
 
@@ -588,7 +625,7 @@ impl Drop for Upload {
 }
 
 fn cleared_error() -> Error {
-    Error::new(crate::model::error::ErrorKind::Gone, "upload cleared")
+    Error::new(ErrorKind::Gone, "upload cleared")
 }
 
 fn not_a_bucket(dir: &Path) -> Error {
@@ -1119,14 +1156,26 @@ fn remove_empty_dir(dir: &Path) -> Result<()> {
 }
 
 fn open_lock(dir: &Path, create: bool) -> io::Result<File> {
-    OpenOptions::new()
+    if create {
+        return open_lock_file(&dir.join(LOCK));
+    }
+    lock_options().open(dir.join(LOCK))
+}
+
+/// Opens a lock file, making it when missing.
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    lock_options().create(true).open(path)
+}
+
+fn lock_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options
         .read(true)
         .write(true)
-        .create(create)
         .truncate(false)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(dir.join(LOCK))
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    options
 }
 
 /// Whether the lock file we hold is still the one at the bucket's path (a

@@ -3,9 +3,10 @@
 //! transport's HTML are made here and nowhere else.
 
 use crate::app::demo::{self, Page};
-use crate::app::{Answer, Outcome, Route};
+use crate::app::{Answer, Outcome, Route, Tus, TusAnswer};
 use crate::model::error::{Error, ErrorKind};
-use crate::model::http::{HeaderValue, Response, escape_html, header};
+use crate::model::http::{HeaderName, HeaderValue, Response, escape_html, header};
+use crate::model::tus;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const JAVASCRIPT: HeaderValue = HeaderValue::from_static("application/javascript");
@@ -15,6 +16,14 @@ const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 const RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
 const NO_REFERRER: HeaderValue = HeaderValue::from_static("no-referrer");
 const POLICY: HeaderValue = HeaderValue::from_static(demo::CONTENT_SECURITY_POLICY);
+const TUS_VERSION: HeaderValue = HeaderValue::from_static(tus::VERSION);
+/// The tus extensions implemented, and only those.
+const TUS_EXTENSIONS: HeaderValue = HeaderValue::from_static(
+    "creation,creation-with-upload,creation-defer-length,termination,checksum",
+);
+const TUS_CHECKSUMS: HeaderValue = HeaderValue::from_static(tus::CHECKSUM_ALGORITHMS);
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const DEFER: HeaderValue = HeaderValue::from_static("1");
 
 /// The response for an outcome, with the status [`Outcome::status`] gives.
 pub fn render(outcome: Outcome) -> Response {
@@ -37,6 +46,7 @@ pub fn render(outcome: Outcome) -> Response {
         }),
         Ok(Answer::Page(page)) => Ok(page_response(page)),
         Ok(Answer::Application(response)) => Ok(response),
+        Ok(Answer::Tus(answer)) => tus_response(answer),
         Err(e) => Err(e),
     };
     rendered.unwrap_or_else(|e| error_response(route, &e, callback))
@@ -57,9 +67,70 @@ fn error_response(route: Option<Route>, err: &Error, callback: Option<&str>) -> 
         (ErrorKind::MethodNotAllowed, Some(Route::MethodNotAllowed(allow))) => {
             response = response.with_header(header::ALLOW, HeaderValue::from_static(allow));
         }
+        (ErrorKind::PreconditionFailed, Some(Route::Tus(_))) => {
+            response = response.with_header(header::TUS_VERSION, TUS_VERSION);
+        }
         _ => {}
     }
+    // Every tus answer but OPTIONS' says the version, errors too.
+    if matches!(route, Some(Route::Tus(t)) if t != Tus::Options) {
+        response = response.with_header(header::TUS_RESUMABLE, TUS_VERSION);
+    }
     response
+}
+
+/// A tus answer: its status and headers, no body.
+fn tus_response(answer: TusAnswer) -> Result<Response, Error> {
+    let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
+    let number = |n: u64| HeaderValue::new(n.to_string());
+    let status = match answer {
+        TusAnswer::Options { max_size } => {
+            headers.push((header::TUS_VERSION, TUS_VERSION));
+            headers.push((header::TUS_EXTENSION, TUS_EXTENSIONS));
+            headers.push((header::TUS_CHECKSUM_ALGORITHM, TUS_CHECKSUMS));
+            if let Some(max) = max_size {
+                headers.push((header::TUS_MAX_SIZE, number(max)?));
+            }
+            // OPTIONS is the one tus answer without Tus-Resumable.
+            return Ok(Response {
+                status: 204,
+                headers,
+                body: Vec::new(),
+            });
+        }
+        TusAnswer::Created { location, offset } => {
+            headers.push((header::LOCATION, HeaderValue::new(location)?));
+            headers.push((header::UPLOAD_OFFSET, number(offset)?));
+            201
+        }
+        TusAnswer::Info {
+            offset,
+            length,
+            metadata,
+        } => {
+            headers.push((header::UPLOAD_OFFSET, number(offset)?));
+            match length {
+                Some(length) => headers.push((header::UPLOAD_LENGTH, number(length)?)),
+                None => headers.push((header::UPLOAD_DEFER_LENGTH, DEFER)),
+            }
+            if let Some(metadata) = metadata {
+                headers.push((header::UPLOAD_METADATA, HeaderValue::new(metadata)?));
+            }
+            headers.push((header::CACHE_CONTROL, NO_STORE));
+            200
+        }
+        TusAnswer::Patched { offset } => {
+            headers.push((header::UPLOAD_OFFSET, number(offset)?));
+            204
+        }
+        TusAnswer::Terminated => 204,
+    };
+    headers.push((header::TUS_RESUMABLE, TUS_VERSION));
+    Ok(Response {
+        status,
+        headers,
+        body: Vec::new(),
+    })
 }
 
 /// A JSON document, or with a callback `/**/NAME(json);`: the comment and

@@ -72,7 +72,7 @@ impl Service {
             return self.app.handle(route, request);
         };
         let unchanged = match route {
-            Route::Upload => !self.takes_uploads,
+            Route::Upload | Route::Tus(_) => !self.takes_uploads,
             Route::NotFound | Route::MethodNotAllowed(_) => {
                 matches!(application, Application::Exec { .. })
             }

@@ -298,7 +298,7 @@ impl Resumable {
         file.sync_data()
             .map_err(|e| Error::disk("flush the uploaded file", &e))?;
         if self.length() == Some(self.offset()) {
-            self.complete(&file)?;
+            self.complete()?;
         } else {
             write_status(&self.dir, &self.status, true)?;
         }
@@ -306,10 +306,13 @@ impl Resumable {
         Ok(self.status.clone())
     }
 
-    fn complete(&mut self, file: &File) -> Result<()> {
-        let mut reader = file;
-        reader
-            .seek(SeekFrom::Start(0))
+    fn complete(&mut self) -> Result<()> {
+        // A file of its own: the writing one may have been opened
+        // write-only (at creation).
+        let mut reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(self.dir.join(DATA_PART))
             .map_err(|e| Error::disk("read the uploaded file", &e))?;
         let mut context = digest::Context::new(&digest::SHA256);
         let mut block = vec![0u8; HASH_BLOCK];

@@ -119,6 +119,13 @@ fn patch(s: &mut TcpStream, path: &str, offset: u64, bytes: &[u8]) -> Answer {
     )
 }
 
+/// PATCHes `bytes` at `offset` on a new connection, with more headers.
+fn patch_with(d: &Daemon, path: &str, offset: &str, more: &[(&str, &str)], bytes: &[u8]) -> Answer {
+    let mut headers = vec![TUS, STREAM, ("Upload-Offset", offset)];
+    headers.extend_from_slice(more);
+    ask(&mut d.connect(), "PATCH", path, &headers, bytes)
+}
+
 /// HEAD's `Upload-Offset`, asserting a 200.
 fn offset(d: &Daemon, path: &str) -> u64 {
     let a = once(d, "HEAD", path, &[TUS], b"");
@@ -317,13 +324,7 @@ fn refusals_409_415_412_404() {
     assert_eq!(offset(&d, &path), 3);
     // Malformed offsets: 400.
     for bad in ["-1", "+3", "3.0", "0x3", ""] {
-        let a = ask(
-            &mut d.connect(),
-            "PATCH",
-            &path,
-            &[TUS, STREAM, ("Upload-Offset", bad)],
-            b"x",
-        );
+        let a = patch_with(&d, &path, bad, &[], b"x");
         assert_eq!(a.status(), 400, "{bad:?}: {}", a.head);
     }
     // Bytes beyond the length: 413, none kept.
@@ -471,25 +472,13 @@ fn defer_length_then_set_once() {
         204
     );
     // The length, with the next bytes.
-    let a = ask(
-        &mut d.connect(),
-        "PATCH",
-        &path,
-        &[TUS, STREAM, ("Upload-Offset", "3"), ("Upload-Length", "10")],
-        &source[3..6],
-    );
+    let a = patch_with(&d, &path, "3", &[("Upload-Length", "10")], &source[3..6]);
     assert_eq!((a.status(), a.header("Upload-Offset")), (204, Some("6")));
     let h = once(&d, "HEAD", &path, &[TUS], b"");
     assert_eq!(h.header("Upload-Length"), Some("10"));
     assert_eq!(h.header("Upload-Defer-Length"), None);
     // Set once: another length is refused.
-    let a = ask(
-        &mut d.connect(),
-        "PATCH",
-        &path,
-        &[TUS, STREAM, ("Upload-Offset", "6"), ("Upload-Length", "11")],
-        b"x",
-    );
+    let a = patch_with(&d, &path, "6", &[("Upload-Length", "11")], b"x");
     assert_eq!(a.status(), 400, "{}", a.head);
     assert_eq!(
         patch(&mut d.connect(), &path, 6, &source[6..]).status(),
@@ -577,13 +566,7 @@ fn checksums() {
         "sha1 {}",
         b64(&digest::SHA1_FOR_LEGACY_USE_ONLY, b"hello")
     ));
-    let a = ask(
-        &mut d.connect(),
-        "PATCH",
-        &path,
-        &[TUS, STREAM, ("Upload-Offset", "0"), (good.0, &good.1)],
-        b"hello",
-    );
+    let a = patch_with(&d, &path, "0", &[(good.0, &good.1)], b"hello");
     assert_eq!(
         (a.status(), a.header("Upload-Offset")),
         (204, Some("5")),
@@ -592,13 +575,7 @@ fn checksums() {
     );
     // A mismatch: 460, the chunk discarded.
     let bad = sum(format!("sha256 {}", b64(&digest::SHA256, b"world")));
-    let a = ask(
-        &mut d.connect(),
-        "PATCH",
-        &path,
-        &[TUS, STREAM, ("Upload-Offset", "5"), (bad.0, &bad.1)],
-        b"w0rld",
-    );
+    let a = patch_with(&d, &path, "5", &[(bad.0, &bad.1)], b"w0rld");
     assert_eq!(a.status(), 460, "{}", a.head);
     assert!(
         a.head.starts_with("HTTP/1.1 460 Checksum Mismatch\r\n"),
@@ -614,29 +591,12 @@ fn checksums() {
     );
     // An algorithm not offered (md5 among them): 400.
     for header in ["md5 XUFAKrxLKna5cZ2REBfFkg==", "crc32 AAAAAA==", "sha256"] {
-        let a = ask(
-            &mut d.connect(),
-            "PATCH",
-            &path,
-            &[
-                TUS,
-                STREAM,
-                ("Upload-Offset", "5"),
-                ("Upload-Checksum", header),
-            ],
-            b"world",
-        );
+        let a = patch_with(&d, &path, "5", &[("Upload-Checksum", header)], b"world");
         assert_eq!(a.status(), 400, "{header}: {}", a.head);
     }
     assert_eq!(offset(&d, &path), 5);
     let good = sum(format!("sha256 {}", b64(&digest::SHA256, b"world")));
-    let a = ask(
-        &mut d.connect(),
-        "PATCH",
-        &path,
-        &[TUS, STREAM, ("Upload-Offset", "5"), (good.0, &good.1)],
-        b"world",
-    );
+    let a = patch_with(&d, &path, "5", &[(good.0, &good.1)], b"world");
     assert_eq!(a.status(), 204, "{}", a.head);
     assert_done(&d, &path, b"helloworld");
 }
@@ -847,4 +807,42 @@ fn cgi_one_process_per_request() {
     assert!(patch("3", b"lo").starts_with("Status: 204 No Content\r\nUpload-Offset: 5\r\n"));
     let stored = std::fs::read(pool.join(id(&path)).join("0")).unwrap();
     assert_eq!(stored, b"hello");
+}
+
+/// A client trickling a PATCH (less than 1 KiB per `--idle-timeout`) is
+/// cut off with 408 as a multipart one is, and what it sent is kept.
+#[test]
+fn a_trickling_patch_is_cut_off_and_kept() {
+    let d = Daemon::start("tus-trickle", &["--idle-timeout", "1s"]);
+    let source = data(100, 6);
+    let path = create(&d, source.len() as u64);
+    let mut s = d.connect();
+    s.write_all(&request_head(
+        "PATCH",
+        &path,
+        &[TUS, STREAM, ("Upload-Offset", "0")],
+        Some(source.len()),
+    ))
+    .unwrap();
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < source.len() && start.elapsed() < Duration::from_secs(3) {
+        if s.write_all(&source[sent..sent + 1]).is_err() {
+            break;
+        }
+        sent += 1;
+        sleep(Duration::from_millis(100));
+    }
+    assert!(sent < source.len(), "never cut off");
+    let a = read_answer(&mut s, false);
+    assert_eq!(a.status(), 408, "{}", a.head);
+    let at = offset(&d, &path) as usize;
+    assert!(at > 0 && at <= sent, "{at} of {sent}");
+    let part = std::fs::read(d.pool.join(id(&path)).join("0.part")).unwrap();
+    assert!(part == source[..at]);
+    assert_eq!(
+        patch(&mut d.connect(), &path, at as u64, &source[at..]).status(),
+        204
+    );
+    assert_done(&d, &path, &source);
 }

@@ -203,6 +203,8 @@ mod tests {
             ("PUT", "/upload"),
             ("POST", "/upload/status"),
             ("PUT", "/upload/clear"),
+            ("GET", "/files/a"),
+            ("PUT", "/files"),
         ] {
             let route = route(method, path, "");
             let Route::MethodNotAllowed(allow) = route else {
@@ -213,6 +215,60 @@ mod tests {
             let r = render(outcome);
             assert_eq!((r.status, r.header("Allow")), (405, Some(allow)));
         }
+    }
+
+    /// Every tus answer but OPTIONS' says `Tus-Resumable`, errors too; a
+    /// 412 says the version spoken.
+    #[test]
+    fn tus_errors_say_the_version() {
+        for (tus, kind, resumable, version) in [
+            (Tus::Patch, ErrorKind::Conflict, Some("1.0.0"), None),
+            (
+                Tus::Head,
+                ErrorKind::PreconditionFailed,
+                Some("1.0.0"),
+                Some("1.0.0"),
+            ),
+            (Tus::Options, ErrorKind::Internal, None, None),
+        ] {
+            let mut outcome = Outcome::new(Route::Tus(tus));
+            outcome.answer = Err(Error::new(kind, "no"));
+            let r = render(outcome);
+            assert_eq!(r.status, kind.status());
+            assert_eq!(r.header("Tus-Resumable"), resumable, "{tus:?}");
+            assert_eq!(r.header("Tus-Version"), version, "{tus:?}");
+        }
+        // Not on the multipart routes.
+        let mut outcome = Outcome::new(Route::Upload);
+        outcome.answer = Err(Error::new(ErrorKind::PreconditionFailed, "no"));
+        assert_eq!(render(outcome).header("Tus-Resumable"), None);
+    }
+
+    #[test]
+    fn tus_answers_have_no_body_and_typed_headers() {
+        let mut outcome = Outcome::new(Route::Tus(Tus::Head));
+        outcome.answer = Ok(Answer::Tus(TusAnswer::Info {
+            offset: 3,
+            length: None,
+            metadata: Some("a Zg==".into()),
+        }));
+        let r = render(outcome);
+        assert_eq!((r.status, r.body.len()), (200, 0));
+        assert_eq!(r.header("Upload-Offset"), Some("3"));
+        assert_eq!(r.header("Upload-Length"), None);
+        assert_eq!(r.header("Upload-Defer-Length"), Some("1"));
+        assert_eq!(r.header("Upload-Metadata"), Some("a Zg=="));
+        assert_eq!(r.header("Content-Type"), None);
+        // A value that could split the head is never written: 500.
+        let mut outcome = Outcome::new(Route::Tus(Tus::Head));
+        outcome.answer = Ok(Answer::Tus(TusAnswer::Info {
+            offset: 0,
+            length: Some(1),
+            metadata: Some("a\r\nSet-Cookie: x=y".into()),
+        }));
+        let r = render(outcome);
+        assert_eq!(r.status, 500);
+        assert_eq!(r.header("Set-Cookie"), None);
     }
 
     #[test]

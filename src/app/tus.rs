@@ -12,7 +12,7 @@ use super::{Answer, App, Outcome, Tus, TusAnswer, tus_path};
 use crate::model::error::{Error, ErrorKind, Result};
 use crate::model::http::{Request, percent_decode};
 use crate::model::identifier::Identifier;
-use crate::model::multipart::body_error;
+use crate::model::multipart::{Pace, body_error};
 use crate::model::tus::{
     OFFSET_OCTET_STREAM, VERSION, parse_checksum, parse_digits, parse_metadata,
 };
@@ -178,6 +178,7 @@ impl App {
             .as_ref()
             .map(|c| ring::digest::Context::new(c.algorithm));
         let start = upload.offset();
+        let mut pace = Pace::new(self.limits.idle_timeout, 0);
         let mut block = vec![0u8; READ_BLOCK];
         let result = (|| -> Result<()> {
             loop {
@@ -188,6 +189,9 @@ impl App {
                     Err(e) => return Err(body_error(&e)),
                 };
                 outcome.received += n as u64;
+                if let Some(pace) = pace.as_mut() {
+                    pace.check(outcome.received)?;
+                }
                 let end = upload.offset() + n as u64;
                 if self.limits.max_size.is_some_and(|max| end > max) {
                     return Err(self.too_large());

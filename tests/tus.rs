@@ -189,6 +189,19 @@ fn assert_done(d: &Daemon, path: &str, source: &[u8]) {
     assert!(stored == source);
 }
 
+/// Makes sure the PATCH under way on `s` holds the upload at `path`,
+/// without a probe that could take it first: after the progress interval
+/// (250 ms) one more byte, `more`, makes the writer publish its progress,
+/// which a status request sees.
+fn hold(d: &Daemon, path: &str, s: &mut TcpStream, more: &[u8]) {
+    let before = status(d, path)["received"].as_u64().unwrap_or(0);
+    sleep(Duration::from_millis(300));
+    s.write_all(more).unwrap();
+    eventually("the PATCH publishes its progress", || {
+        status(d, path)["received"].as_u64().unwrap_or(0) > before
+    });
+}
+
 /// Waits until `f` holds (the daemon finishing a request it was cut off in).
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -671,18 +684,17 @@ fn one_patch_at_a_time() {
         ))
         .unwrap();
     first.write_all(&[1; 40]).unwrap();
-    // A probe at an offset the upload is not at changes nothing: 409
-    // while the upload is free, 423 once the first PATCH holds it.
-    eventually("the first PATCH holds the upload", || {
-        patch(&mut d.connect(), &path, 99, b"x").status() == 423
-    });
-    // A second one meanwhile: 423 Locked, not 409, whatever its offset.
+    hold(&d, &path, &mut first, &[1]);
+    // A second one meanwhile: 423 Locked, not 409, whatever its offset;
+    // from another process (a CGI one on the same pool) too.
     for at in [0, 40] {
         let a = patch(&mut d.connect(), &path, at, b"x");
         assert_eq!(a.status(), 423, "{at}: {}", a.head);
         assert!(a.head.starts_with("HTTP/1.1 423 Locked\r\n"));
+        let out = cgi_patch(&d.pool, &path, &at.to_string(), b"x");
+        assert!(out.starts_with("Status: 423 Locked\r\n"), "{out}");
     }
-    first.write_all(&[2; 60]).unwrap();
+    first.write_all(&[2; 59]).unwrap();
     let a = read_answer(&mut first, false);
     assert_eq!(
         (a.status(), a.header("Upload-Offset")),
@@ -690,8 +702,8 @@ fn one_patch_at_a_time() {
         "{}",
         a.head
     );
-    let mut source = vec![1; 40];
-    source.extend_from_slice(&[2; 60]);
+    let mut source = vec![1; 41];
+    source.extend_from_slice(&[2; 59]);
     assert_done(&d, &path, &source);
 }
 
@@ -736,34 +748,54 @@ fn kill_9_mid_patch_then_resume() {
     assert_done(&d, &path, &source);
 }
 
+/// The CGI program on `pool`: one request, `env` beside the CGI
+/// variables every request has, `body` on its stdin; what it prints.
+fn cgi(pool: &std::path::Path, env: &[(&str, &str)], body: &[u8]) -> String {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fileupload"))
+        .arg("--directory")
+        .arg(pool)
+        .arg("cgi")
+        .env_clear()
+        .envs([
+            ("GATEWAY_INTERFACE", "CGI/1.1"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("SCRIPT_NAME", "/cgi-bin/fileupload"),
+            ("HTTP_TUS_RESUMABLE", "1.0.0"),
+        ])
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A CGI PATCH of `bytes` at `offset` on `path`.
+fn cgi_patch(pool: &std::path::Path, path: &str, offset: &str, bytes: &[u8]) -> String {
+    let length = bytes.len().to_string();
+    cgi(
+        pool,
+        &[
+            ("REQUEST_METHOD", "PATCH"),
+            ("PATH_INFO", path),
+            ("HTTP_UPLOAD_OFFSET", offset),
+            ("CONTENT_TYPE", "application/offset+octet-stream"),
+            ("CONTENT_LENGTH", length.as_str()),
+        ],
+        bytes,
+    )
+}
+
 /// The CGI program, one process per request, as Apache runs it: the same
 /// core by translation, the upload finished by a second process.
 #[test]
 fn cgi_one_process_per_request() {
     let dir = common::TempDir::new("tus-cgi");
     let pool = dir.pool();
-    let cgi = |env: &[(&str, &str)], body: &[u8]| -> String {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fileupload"))
-            .arg("--directory")
-            .arg(&pool)
-            .arg("cgi")
-            .env_clear()
-            .envs([
-                ("GATEWAY_INTERFACE", "CGI/1.1"),
-                ("SERVER_PROTOCOL", "HTTP/1.1"),
-                ("SCRIPT_NAME", "/cgi-bin/fileupload"),
-                ("HTTP_TUS_RESUMABLE", "1.0.0"),
-            ])
-            .envs(env.iter().copied())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(body).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let cgi = |env: &[(&str, &str)], body: &[u8]| cgi(&pool, env, body);
     let out = cgi(
         &[
             ("REQUEST_METHOD", "POST"),
@@ -777,19 +809,7 @@ fn cgi_one_process_per_request() {
         .unwrap()
         .to_owned();
     let path = format!("/{location}");
-    let patch = |offset: &str, bytes: &[u8]| {
-        let length = bytes.len().to_string();
-        cgi(
-            &[
-                ("REQUEST_METHOD", "PATCH"),
-                ("PATH_INFO", path.as_str()),
-                ("HTTP_UPLOAD_OFFSET", offset),
-                ("CONTENT_TYPE", "application/offset+octet-stream"),
-                ("CONTENT_LENGTH", length.as_str()),
-            ],
-            bytes,
-        )
-    };
+    let patch = |offset: &str, bytes: &[u8]| cgi_patch(&pool, &path, offset, bytes);
     let out = patch("0", b"hel");
     assert_eq!(
         out,
@@ -845,4 +865,56 @@ fn a_trickling_patch_is_cut_off_and_kept() {
         204
     );
     assert_done(&d, &path, &source);
+}
+
+/// A PATCH takes an upload slot (`--max-uploads`) while it runs; HEAD
+/// does not.
+#[test]
+fn patches_count_toward_max_uploads() {
+    let d = Daemon::start("tus-slots", &["--max-uploads", "1"]);
+    let (a, b) = (create(&d, 10), create(&d, 10));
+    let mut first = d.connect();
+    first
+        .write_all(&request_head(
+            "PATCH",
+            &a,
+            &[TUS, STREAM, ("Upload-Offset", "0")],
+            Some(10),
+        ))
+        .unwrap();
+    first.write_all(b"12345").unwrap();
+    hold(&d, &a, &mut first, b"6");
+    assert_eq!(patch(&mut d.connect(), &b, 0, b"x").status(), 503);
+    let refused = patch(&mut d.connect(), &b, 0, b"x");
+    assert_eq!(refused.header("Retry-After"), Some("5"));
+    assert_eq!(refused.header("Tus-Resumable"), Some("1.0.0"));
+    assert_eq!(offset(&d, &b), 0);
+    first.write_all(b"7890").unwrap();
+    assert_eq!(read_answer(&mut first, false).status(), 204);
+    assert_eq!(patch(&mut d.connect(), &b, 0, b"x").status(), 204);
+}
+
+/// `gc` removes an interrupted multipart upload at any age, but an
+/// unfinished tus upload only once it is older than `--older-than`: its
+/// client may still resume it.
+#[test]
+fn gc_keeps_an_unfinished_tus_upload_until_it_is_old() {
+    let d = Daemon::start("tus-gc", &[]);
+    let path = create(&d, 10);
+    assert_eq!(patch(&mut d.connect(), &path, 0, b"abc").status(), 204);
+    let gc = |age: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fileupload"))
+            .arg("--directory")
+            .arg(&d.pool)
+            .args(["gc", "--older-than", age])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    gc("1h");
+    assert_eq!(offset(&d, &path), 3);
+    sleep(Duration::from_millis(1100));
+    gc("1s");
+    assert_eq!(once(&d, "HEAD", &path, &[TUS], b"").status(), 404);
+    assert!(!d.pool.join(id(&path)).exists());
 }

@@ -110,15 +110,18 @@ pub fn route_request(method: &str, path: &str, query: &str, headers: &[(String, 
 /// `Some(Some(id))` for `…/files/ID` (the ID as it stands in the path).
 pub(crate) fn tus_path(path: &str) -> Option<Option<&str>> {
     let path = path.strip_suffix('/').unwrap_or(path);
-    let is_files = |p: &str| {
-        p.strip_suffix("files")
-            .is_some_and(|before| before.is_empty() || before.ends_with('/'))
-    };
-    if is_files(path) {
+    if ends_with_segments(path, "files") {
         return Some(None);
     }
     let (before, id) = path.rsplit_once('/')?;
-    (!id.is_empty() && is_files(before)).then_some(Some(id))
+    (!id.is_empty() && ends_with_segments(before, "files")).then_some(Some(id))
+}
+
+/// Whether `path` ends with the whole segments `end` (`/a/upload` ends
+/// with `upload`, `/myupload` does not).
+fn ends_with_segments(path: &str, end: &str) -> bool {
+    path.strip_suffix(end)
+        .is_some_and(|before| before.is_empty() || before.ends_with('/'))
 }
 
 /// Routes by the end of the path, so the program answers wherever it is
@@ -152,10 +155,7 @@ pub fn route(method: &str, path: &str, query: &str) -> Route {
         };
     }
     let path = path.strip_suffix('/').unwrap_or(path);
-    let is = |end: &str| {
-        path.strip_suffix(end)
-            .is_some_and(|before| before.is_empty() || before.ends_with('/'))
-    };
+    let is = |end: &str| ends_with_segments(path, end);
     let flag = |name: &str| query.split('&').any(|p| p.split('=').next() == Some(name));
     let read = matches!(method, "GET" | "HEAD");
     if is("upload/status") {

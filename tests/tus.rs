@@ -918,3 +918,47 @@ fn gc_keeps_an_unfinished_tus_upload_until_it_is_old() {
     assert_eq!(once(&d, "HEAD", &path, &[TUS], b"").status(), 404);
     assert!(!d.pool.join(id(&path)).exists());
 }
+
+/// An upload of length 0 is done at its creation; a PATCH body may come
+/// chunked (no `Content-Length`).
+#[test]
+fn empty_uploads_and_chunked_patches() {
+    let d = Daemon::start("tus-empty-chunked", &[]);
+    let path = create(&d, 0);
+    assert_done(&d, &path, b"");
+    assert_eq!(offset(&d, &path), 0);
+    // Nothing more fits: 413 for a byte, 204 for nothing at 0.
+    assert_eq!(patch(&mut d.connect(), &path, 0, b"x").status(), 413);
+    assert_eq!(patch(&mut d.connect(), &path, 0, b"").status(), 204);
+
+    let source = data(70_000, 7);
+    let path = create(&d, source.len() as u64);
+    let mut s = d.connect();
+    s.write_all(&request_head(
+        "PATCH",
+        &path,
+        &[
+            TUS,
+            STREAM,
+            ("Upload-Offset", "0"),
+            ("Transfer-Encoding", "chunked"),
+        ],
+        None,
+    ))
+    .unwrap();
+    for chunk in source.chunks(30_000) {
+        s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .unwrap();
+        s.write_all(chunk).unwrap();
+        s.write_all(b"\r\n").unwrap();
+    }
+    s.write_all(b"0\r\n\r\n").unwrap();
+    let a = read_answer(&mut s, false);
+    assert_eq!(
+        (a.status(), a.header("Upload-Offset")),
+        (204, Some("70000")),
+        "{}",
+        a.head
+    );
+    assert_done(&d, &path, &source);
+}

@@ -248,7 +248,9 @@ impl Resumable {
                 .map_err(|e| Error::disk("write the uploaded file", &e))?;
         }
         self.status.received = Some(end);
-        if end - self.published_received >= PUBLISH_BYTES
+        // `received` may have gone back (settle, rewind) below what was
+        // published: that is no progress to count.
+        if end.saturating_sub(self.published_received) >= PUBLISH_BYTES
             || self.published_at.elapsed() >= PUBLISH_INTERVAL
         {
             if self.dir.join(CLEARED).exists() {

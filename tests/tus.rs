@@ -709,41 +709,50 @@ fn one_patch_at_a_time() {
 
 #[test]
 fn kill_9_mid_patch_then_resume() {
-    let d = Daemon::start("tus-kill", &[]);
-    let source = data(8 * 1024 * 1024, 5);
+    let mut d = Daemon::start("tus-kill", &[]);
+    let source = data(12 * 1024 * 1024, 5);
     let path = create(&d, source.len() as u64);
     // A first chunk answered: those bytes are flushed.
-    let answered = 1024 * 1024 + 1;
+    let mut answered = 1024 * 1024 + 1;
     assert_eq!(
         patch(&mut d.connect(), &path, 0, &source[..answered]).status(),
         204
     );
-    let mut s = d.connect();
-    s.write_all(&request_head(
-        "PATCH",
+    // Three times: a PATCH of the rest, killed after a few MiB.
+    for round in 0..3 {
+        let mut s = d.connect();
+        s.write_all(&request_head(
+            "PATCH",
+            &path,
+            &[TUS, STREAM, ("Upload-Offset", &answered.to_string())],
+            Some(source.len() - answered),
+        ))
+        .unwrap();
+        let sent = answered + (2 + round) * 1024 * 1024;
+        s.write_all(&source[answered..sent]).unwrap();
+        eventually("progress past the offset", || {
+            status(&d, &path)["received"].as_u64().unwrap() > answered as u64
+        });
+        d = d.restart(&[]);
+        drop(s);
+        // What HEAD gives is stored, and no less than what was answered.
+        let at = offset(&d, &path) as usize;
+        assert!((answered..=sent).contains(&at), "round {round}: {at}");
+        let part = std::fs::read(d.pool.join(id(&path)).join("0.part")).unwrap();
+        assert!(
+            part.len() >= at && part[..at] == source[..at],
+            "round {round}: {} {at}",
+            part.len()
+        );
+        assert_eq!(status(&d, &path)["state"], "uploading");
+        answered = at;
+    }
+    let a = patch(
+        &mut d.connect(),
         &path,
-        &[TUS, STREAM, ("Upload-Offset", &answered.to_string())],
-        Some(source.len() - answered),
-    ))
-    .unwrap();
-    let sent = answered + 3 * 1024 * 1024;
-    s.write_all(&source[answered..sent]).unwrap();
-    eventually("progress past the answered offset", || {
-        status(&d, &path)["received"].as_u64().unwrap() > answered as u64
-    });
-    let d = d.restart(&[]);
-    drop(s);
-    // What HEAD gives is stored, and no less than what was answered.
-    let at = offset(&d, &path) as usize;
-    assert!((answered..=sent).contains(&at), "{at}");
-    let part = std::fs::read(d.pool.join(id(&path)).join("0.part")).unwrap();
-    assert!(
-        part.len() >= at && part[..at] == source[..at],
-        "{} {at}",
-        part.len()
+        answered as u64,
+        &source[answered..],
     );
-    assert_eq!(status(&d, &path)["state"], "uploading");
-    let a = patch(&mut d.connect(), &path, at as u64, &source[at..]);
     assert_eq!(a.status(), 204, "{}", a.head);
     assert_done(&d, &path, &source);
 }

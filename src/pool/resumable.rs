@@ -48,13 +48,13 @@ const HASH_BLOCK: usize = 1 << 20;
 
 /// What `HEAD` reports of a tus upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Info {
+pub(crate) struct Info {
     /// Bytes stored.
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// The upload's length, once known.
-    pub length: Option<u64>,
+    pub(crate) length: Option<u64>,
     /// `Upload-Metadata` as the client sent it at creation.
-    pub metadata: Option<String>,
+    pub(crate) metadata: Option<String>,
 }
 
 impl Pool {

@@ -126,6 +126,31 @@ fn patch_with(d: &Daemon, path: &str, offset: &str, more: &[(&str, &str)], bytes
     ask(&mut d.connect(), "PATCH", path, &headers, bytes)
 }
 
+/// A new connection with the head of a PATCH at `offset` of `length`
+/// bytes sent, and none of its body.
+fn begin_patch(d: &Daemon, path: &str, offset: u64, length: usize) -> TcpStream {
+    let mut s = d.connect();
+    let offset = offset.to_string();
+    s.write_all(&request_head(
+        "PATCH",
+        path,
+        &[TUS, STREAM, ("Upload-Offset", &offset)],
+        Some(length),
+    ))
+    .unwrap();
+    s
+}
+
+/// Asserts the answer's status and `Upload-Offset`.
+fn assert_offset(a: &Answer, status: u16, offset: &str) {
+    assert_eq!(
+        (a.status(), a.header("Upload-Offset")),
+        (status, Some(offset)),
+        "{}",
+        a.head
+    );
+}
+
 /// HEAD's `Upload-Offset`, asserting a 200.
 fn offset(d: &Daemon, path: &str) -> u64 {
     let a = once(d, "HEAD", path, &[TUS], b"");
@@ -486,7 +511,7 @@ fn defer_length_then_set_once() {
     );
     // The length, with the next bytes.
     let a = patch_with(&d, &path, "3", &[("Upload-Length", "10")], &source[3..6]);
-    assert_eq!((a.status(), a.header("Upload-Offset")), (204, Some("6")));
+    assert_offset(&a, 204, "6");
     let h = once(&d, "HEAD", &path, &[TUS], b"");
     assert_eq!(h.header("Upload-Length"), Some("10"));
     assert_eq!(h.header("Upload-Defer-Length"), None);
@@ -530,7 +555,7 @@ fn creation_with_upload() {
         &[TUS, STREAM, ("Upload-Length", "5")],
         b"hello",
     );
-    assert_eq!((a.status(), a.header("Upload-Offset")), (201, Some("5")));
+    assert_offset(&a, 201, "5");
     assert_done(&d, &format!("/{}", a.header("Location").unwrap()), b"hello");
     // A body of another type: 415, no upload.
     let a = ask(
@@ -555,12 +580,7 @@ fn method_override() {
         &[TUS, STREAM, ("Upload-Offset", "0"), over("PATCH")],
         b"abcd",
     );
-    assert_eq!(
-        (a.status(), a.header("Upload-Offset")),
-        (204, Some("4")),
-        "{}",
-        a.head
-    );
+    assert_offset(&a, 204, "4");
     let a = ask(&mut d.connect(), "POST", &path, &[TUS, over("DELETE")], b"");
     assert_eq!(a.status(), 204, "{}", a.head);
     assert_eq!(once(&d, "HEAD", &path, &[TUS], b"").status(), 404);
@@ -580,12 +600,7 @@ fn checksums() {
         b64(&digest::SHA1_FOR_LEGACY_USE_ONLY, b"hello")
     ));
     let a = patch_with(&d, &path, "0", &[(good.0, &good.1)], b"hello");
-    assert_eq!(
-        (a.status(), a.header("Upload-Offset")),
-        (204, Some("5")),
-        "{}",
-        a.head
-    );
+    assert_offset(&a, 204, "5");
     // A mismatch: 460, the chunk discarded.
     let bad = sum(format!("sha256 {}", b64(&digest::SHA256, b"world")));
     let a = patch_with(&d, &path, "5", &[(bad.0, &bad.1)], b"w0rld");
@@ -640,14 +655,7 @@ fn a_patch_cut_off_keeps_what_arrived() {
     let source = data(1024 * 1024, 4);
     let path = create(&d, source.len() as u64);
     let sent = 300_000;
-    let mut s = d.connect();
-    s.write_all(&request_head(
-        "PATCH",
-        &path,
-        &[TUS, STREAM, ("Upload-Offset", "0")],
-        Some(source.len()),
-    ))
-    .unwrap();
+    let mut s = begin_patch(&d, &path, 0, source.len());
     s.write_all(&source[..sent]).unwrap();
     sleep(Duration::from_millis(200));
     s.shutdown(Shutdown::Both).unwrap();
@@ -674,15 +682,7 @@ fn a_patch_cut_off_keeps_what_arrived() {
 fn one_patch_at_a_time() {
     let d = Daemon::start("tus-locked", &[]);
     let path = create(&d, 100);
-    let mut first = d.connect();
-    first
-        .write_all(&request_head(
-            "PATCH",
-            &path,
-            &[TUS, STREAM, ("Upload-Offset", "0")],
-            Some(100),
-        ))
-        .unwrap();
+    let mut first = begin_patch(&d, &path, 0, 100);
     first.write_all(&[1; 40]).unwrap();
     hold(&d, &path, &mut first, &[1]);
     // A second one meanwhile: 423 Locked, not 409, whatever its offset;
@@ -696,12 +696,7 @@ fn one_patch_at_a_time() {
     }
     first.write_all(&[2; 59]).unwrap();
     let a = read_answer(&mut first, false);
-    assert_eq!(
-        (a.status(), a.header("Upload-Offset")),
-        (204, Some("100")),
-        "{}",
-        a.head
-    );
+    assert_offset(&a, 204, "100");
     let mut source = vec![1; 41];
     source.extend_from_slice(&[2; 59]);
     assert_done(&d, &path, &source);
@@ -720,14 +715,7 @@ fn kill_9_mid_patch_then_resume() {
     );
     // Three times: a PATCH of the rest, killed after a few MiB.
     for round in 0..3 {
-        let mut s = d.connect();
-        s.write_all(&request_head(
-            "PATCH",
-            &path,
-            &[TUS, STREAM, ("Upload-Offset", &answered.to_string())],
-            Some(source.len() - answered),
-        ))
-        .unwrap();
+        let mut s = begin_patch(&d, &path, answered as u64, source.len() - answered);
         let sent = answered + (2 + round) * 1024 * 1024;
         s.write_all(&source[answered..sent]).unwrap();
         eventually("progress past the offset", || {
@@ -845,14 +833,7 @@ fn a_trickling_patch_is_cut_off_and_kept() {
     let d = Daemon::start("tus-trickle", &["--idle-timeout", "1s"]);
     let source = data(100, 6);
     let path = create(&d, source.len() as u64);
-    let mut s = d.connect();
-    s.write_all(&request_head(
-        "PATCH",
-        &path,
-        &[TUS, STREAM, ("Upload-Offset", "0")],
-        Some(source.len()),
-    ))
-    .unwrap();
+    let mut s = begin_patch(&d, &path, 0, source.len());
     let start = Instant::now();
     let mut sent = 0;
     while sent < source.len() && start.elapsed() < Duration::from_secs(3) {
@@ -882,15 +863,7 @@ fn a_trickling_patch_is_cut_off_and_kept() {
 fn patches_count_toward_max_uploads() {
     let d = Daemon::start("tus-slots", &["--max-uploads", "1"]);
     let (a, b) = (create(&d, 10), create(&d, 10));
-    let mut first = d.connect();
-    first
-        .write_all(&request_head(
-            "PATCH",
-            &a,
-            &[TUS, STREAM, ("Upload-Offset", "0")],
-            Some(10),
-        ))
-        .unwrap();
+    let mut first = begin_patch(&d, &a, 0, 10);
     first.write_all(b"12345").unwrap();
     hold(&d, &a, &mut first, b"6");
     assert_eq!(patch(&mut d.connect(), &b, 0, b"x").status(), 503);
@@ -963,12 +936,7 @@ fn empty_uploads_and_chunked_patches() {
     }
     s.write_all(b"0\r\n\r\n").unwrap();
     let a = read_answer(&mut s, false);
-    assert_eq!(
-        (a.status(), a.header("Upload-Offset")),
-        (204, Some("70000")),
-        "{}",
-        a.head
-    );
+    assert_offset(&a, 204, "70000");
     assert_done(&d, &path, &source);
 }
 

@@ -965,3 +965,68 @@ fn a_data_file_shorter_than_its_status_sets_the_offset() {
     assert_eq!(a.status(), 204, "{}", a.head);
     assert_done(&d, &path, &source);
 }
+
+/// With `--backend`, the request that completes a tus upload hands the
+/// application the description once, with the file's path, as a
+/// multipart upload does; the tus client still gets its tus answer.
+#[test]
+fn the_application_gets_the_description_once() {
+    let app = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/app", app.local_addr().unwrap());
+    let (send, posted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in app.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let request = read_answer(&mut conn, false);
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            if send.send(request).is_err() {
+                return;
+            }
+        }
+    });
+    let d = Daemon::start("tus-backend", &["--backend", &url]);
+    let source = data(5000, 9);
+    let path = create(&d, source.len() as u64);
+    assert_offset(
+        &patch(&mut d.connect(), &path, 0, &source[..1000]),
+        204,
+        "1000",
+    );
+    assert!(
+        posted.recv_timeout(Duration::from_millis(300)).is_err(),
+        "handed over before done"
+    );
+    let a = patch(&mut d.connect(), &path, 1000, &source[1000..]);
+    assert_offset(&a, 204, "5000");
+    assert_eq!(a.header("Tus-Resumable"), Some("1.0.0"));
+    let request = posted.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        request.head.starts_with("POST /app HTTP/1.1\r\n"),
+        "{}",
+        request.head
+    );
+    assert_eq!(request.header("X-Progress-ID"), Some(id(&path)));
+    let description: Value = request.json();
+    assert_eq!(description["state"], "done");
+    assert_eq!(description["files"][0]["sha256"], sha256(&source));
+    let stored = std::fs::read(description["files"][0]["path"].as_str().unwrap()).unwrap();
+    assert!(stored == source);
+    // Once: a PATCH on the done upload hands nothing over again.
+    assert_offset(&patch(&mut d.connect(), &path, 5000, b""), 204, "5000");
+    assert!(
+        posted.recv_timeout(Duration::from_millis(300)).is_err(),
+        "handed over twice"
+    );
+    // A creation with the whole file hands it over too.
+    let a = ask(
+        &mut d.connect(),
+        "POST",
+        "/files",
+        &[TUS, STREAM, ("Upload-Length", "2")],
+        b"hi",
+    );
+    assert_eq!(a.status(), 201, "{}", a.head);
+    let description: Value = posted.recv_timeout(Duration::from_secs(10)).unwrap().json();
+    assert_eq!(description["files"][0]["sha256"], sha256(b"hi"));
+}

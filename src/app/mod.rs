@@ -243,6 +243,8 @@ pub enum TusAnswer {
         location: String,
         /// Bytes stored.
         offset: u64,
+        /// Whether this request completed the upload (its body was all).
+        completed: bool,
     },
     /// `HEAD`: 200 with the offset, the length and the metadata.
     Info {
@@ -257,9 +259,28 @@ pub enum TusAnswer {
     Patched {
         /// Bytes stored.
         offset: u64,
+        /// Whether this request completed the upload.
+        completed: bool,
     },
     /// `DELETE`: 204.
     Terminated,
+}
+
+impl TusAnswer {
+    /// Whether the request completed the upload: the application behind
+    /// the core is handed its description then, once.
+    pub fn completed(&self) -> bool {
+        matches!(
+            self,
+            TusAnswer::Created {
+                completed: true,
+                ..
+            } | TusAnswer::Patched {
+                completed: true,
+                ..
+            }
+        )
+    }
 }
 
 impl Outcome {

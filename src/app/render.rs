@@ -98,7 +98,9 @@ fn tus_response(answer: TusAnswer) -> Result<Response, Error> {
                 body: Vec::new(),
             });
         }
-        TusAnswer::Created { location, offset } => {
+        TusAnswer::Created {
+            location, offset, ..
+        } => {
             headers.push((header::LOCATION, HeaderValue::new(location)?));
             headers.push((header::UPLOAD_OFFSET, number(offset)?));
             201
@@ -119,7 +121,7 @@ fn tus_response(answer: TusAnswer) -> Result<Response, Error> {
             headers.push((header::CACHE_CONTROL, NO_STORE));
             200
         }
-        TusAnswer::Patched { offset } => {
+        TusAnswer::Patched { offset, .. } => {
             headers.push((header::UPLOAD_OFFSET, number(offset)?));
             204
         }

@@ -13,6 +13,7 @@ use crate::model::error::{Error, ErrorKind, Result};
 use crate::model::http::{Request, percent_decode};
 use crate::model::identifier::Identifier;
 use crate::model::multipart::{Pace, body_error};
+use crate::model::status::State;
 use crate::model::tus::{
     OFFSET_OCTET_STREAM, VERSION, parse_checksum, parse_digits, parse_metadata,
 };
@@ -115,6 +116,7 @@ impl App {
         Ok(TusAnswer::Created {
             location: location(&request.path, &shown),
             offset: status.received.unwrap_or(0),
+            completed: status.state == State::Done,
         })
     }
 
@@ -137,6 +139,7 @@ impl App {
         let id = self.tus_id(request, outcome)?;
         let _slot = self.take_slot()?;
         let mut upload = self.pool.resume(&id)?;
+        let was_done = upload.is_done();
         if upload.offset() != offset {
             return Err(Error::conflict(format!(
                 "Upload-Offset is {offset}, but the upload holds {} bytes",
@@ -156,8 +159,10 @@ impl App {
         let received = self.receive(&mut upload, request, outcome);
         let saved = upload.save();
         received?;
+        let status = saved?;
         Ok(TusAnswer::Patched {
-            offset: saved?.received.unwrap_or(0),
+            offset: status.received.unwrap_or(0),
+            completed: !was_done && status.state == State::Done,
         })
     }
 

@@ -182,6 +182,11 @@ impl Resumable {
         }
     }
 
+    /// Whether the upload was complete already when it was taken.
+    pub(crate) fn is_done(&self) -> bool {
+        self.file.is_none()
+    }
+
     /// Bytes stored so far.
     pub(crate) fn offset(&self) -> u64 {
         self.status.received.unwrap_or(0)

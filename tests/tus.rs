@@ -107,6 +107,18 @@ fn create(d: &Daemon, length: u64) -> String {
     format!("/{}", a.header("Location").unwrap())
 }
 
+/// Creates an upload with all its bytes in the creation's body.
+fn create_whole(d: &Daemon, bytes: &[u8]) -> Answer {
+    let length = bytes.len().to_string();
+    ask(
+        &mut d.connect(),
+        "POST",
+        "/files",
+        &[TUS, STREAM, ("Upload-Length", &length)],
+        bytes,
+    )
+}
+
 /// PATCHes `bytes` at `offset`.
 fn patch(s: &mut TcpStream, path: &str, offset: u64, bytes: &[u8]) -> Answer {
     let offset = offset.to_string();
@@ -548,13 +560,7 @@ fn creation_with_upload() {
     );
     assert_done(&d, &path, &source);
     // The whole file with the creation: done at once.
-    let a = ask(
-        &mut d.connect(),
-        "POST",
-        "/files",
-        &[TUS, STREAM, ("Upload-Length", "5")],
-        b"hello",
-    );
+    let a = create_whole(&d, b"hello");
     assert_offset(&a, 201, "5");
     assert_done(&d, &format!("/{}", a.header("Location").unwrap()), b"hello");
     // A body of another type: 415, no upload.
@@ -1019,13 +1025,7 @@ fn the_application_gets_the_description_once() {
         "handed over twice"
     );
     // A creation with the whole file hands it over too.
-    let a = ask(
-        &mut d.connect(),
-        "POST",
-        "/files",
-        &[TUS, STREAM, ("Upload-Length", "2")],
-        b"hi",
-    );
+    let a = create_whole(&d, b"hi");
     assert_eq!(a.status(), 201, "{}", a.head);
     let description: Value = posted.recv_timeout(Duration::from_secs(10)).unwrap().json();
     assert_eq!(description["files"][0]["sha256"], sha256(b"hi"));

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::model::error::{Error, Result};
 use crate::model::multipart::Parser;
-use crate::model::status::{clean_filename, strip_controls};
+use crate::model::status::{DEFAULT_CONTENT_TYPE, clean_filename, strip_controls};
 use crate::pool::Upload;
 
 /// The most bytes of non-file form fields kept: names and values, and one
@@ -80,10 +80,7 @@ fn receive_parts(upload: &mut Upload, parser: &mut Parser<'_>, limits: Limits) -
                         limits.max_files
                     )));
                 }
-                let content_type = part
-                    .content_type
-                    .as_deref()
-                    .unwrap_or("application/octet-stream");
+                let content_type = part.content_type.as_deref().unwrap_or(DEFAULT_CONTENT_TYPE);
                 let mut writer = upload.create_file(
                     &part.name,
                     &clean_filename(name),

@@ -13,7 +13,9 @@ use crate::model::error::ErrorKind;
 use crate::pool::PoolGauges;
 
 /// The routes durations are told apart by: a label each, fixed words.
-pub const ROUTES: [&str; 6] = ["upload", "status", "clear", "metrics", "healthz", "other"];
+pub const ROUTES: [&str; 7] = [
+    "upload", "status", "clear", "metrics", "healthz", "tus", "other",
+];
 
 /// Upper bounds of the duration buckets, in seconds: status requests fall
 /// in the first few, uploads of large files may take minutes.
@@ -29,7 +31,8 @@ fn route_index(route: Option<Route>) -> usize {
         Some(Route::Clear) => 2,
         Some(Route::Metrics) => 3,
         Some(Route::Healthz) => 4,
-        Some(Route::MethodNotAllowed(_) | Route::NotFound) | None => 5,
+        Some(Route::Tus(_)) => 5,
+        Some(Route::MethodNotAllowed(_) | Route::NotFound) | None => 6,
     }
 }
 

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod intercept;
 pub mod metrics;
 pub mod render;
+pub(crate) mod tus;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -50,10 +51,87 @@ pub enum Route {
     Metrics,
     /// `GET …/healthz`: whether the pool can be written and locked.
     Healthz,
+    /// A tus 1.0.0 request (`…/files`, `…/files/ID`), by the method it means.
+    Tus(Tus),
     /// A known path with a method it does not take; the value is `Allow`.
     MethodNotAllowed(&'static str),
     /// Anything else.
     NotFound,
+}
+
+/// A tus request, by the method it means (`X-HTTP-Method-Override` when
+/// given, see [`route_request`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tus {
+    /// `OPTIONS …/files` (or `…/files/ID`): what the server supports.
+    Options,
+    /// `POST …/files`: creation, with a body creation-with-upload.
+    Create,
+    /// `HEAD …/files/ID`: the offset.
+    Head,
+    /// `PATCH …/files/ID`: bytes at an offset.
+    Patch,
+    /// `DELETE …/files/ID`: termination.
+    Delete,
+}
+
+/// `Allow` on `…/files`.
+const ALLOW_FILES: &str = "OPTIONS, POST";
+/// `Allow` on `…/files/ID`.
+const ALLOW_FILE: &str = "OPTIONS, HEAD, PATCH, DELETE";
+
+impl Route {
+    /// Whether the request sends an upload's bytes: it runs on an upload
+    /// worker (daemon, FastCGI) and takes an upload slot in the core.
+    ///
+    /// ```
+    /// use fileupload::app::{route, Route};
+    /// assert!(route("POST", "/upload", "").is_upload());
+    /// assert!(route("PATCH", "/files/a", "").is_upload());
+    /// assert!(!route("HEAD", "/files/a", "").is_upload());
+    /// ```
+    pub fn is_upload(self) -> bool {
+        matches!(self, Route::Upload | Route::Tus(Tus::Create | Tus::Patch))
+    }
+}
+
+/// [`route`] for a request with headers: on the tus paths the method is
+/// `X-HTTP-Method-Override` when the request has one (the tus protocol
+/// asks for it, for clients behind proxies that pass only GET and POST).
+/// Elsewhere the header means nothing.
+///
+/// ```
+/// use fileupload::app::{route_request, Route, Tus};
+/// let h = vec![("X-HTTP-Method-Override".to_owned(), "PATCH".to_owned())];
+/// assert_eq!(route_request("POST", "/files/a", "", &h), Route::Tus(Tus::Patch));
+/// assert_eq!(route_request("POST", "/upload", "", &h), Route::Upload);
+/// ```
+pub fn route_request(method: &str, path: &str, query: &str, headers: &[(String, String)]) -> Route {
+    let method = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("X-HTTP-Method-Override"))
+        .map(|(_, v)| v.trim())
+        .filter(|_| tus_path(path).is_some())
+        .unwrap_or(method);
+    route(method, path, query)
+}
+
+/// Whether `path` is a tus path: `Some(None)` for `…/files`,
+/// `Some(Some(id))` for `…/files/ID` (the ID as it stands in the path).
+pub(crate) fn tus_path(path: &str) -> Option<Option<&str>> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    if ends_with_segments(path, "files") {
+        return Some(None);
+    }
+    let (before, id) = path.rsplit_once('/')?;
+    (!id.is_empty() && ends_with_segments(before, "files")).then_some(Some(id))
+}
+
+/// Whether `path` ends with the whole segments `end` (`/a/upload` ends
+/// with `upload`, `/myupload` does not).
+fn ends_with_segments(path: &str, end: &str) -> bool {
+    path.strip_suffix(end)
+        .is_some_and(|before| before.is_empty() || before.ends_with('/'))
 }
 
 /// Routes by the end of the path, so the program answers wherever it is
@@ -75,13 +153,23 @@ pub enum Route {
 /// assert_eq!(route("HEAD", "/healthz/", ""), Route::Healthz);
 /// assert_eq!(route("POST", "/healthz", ""), Route::MethodNotAllowed("GET, HEAD"));
 /// assert_eq!(route("GET", "/myhealthz", ""), Route::NotFound);
+/// assert_eq!(route("POST", "/app/files", ""), Route::Tus(fileupload::app::Tus::Create));
+/// assert_eq!(route("HEAD", "/app/files/ID", ""), Route::Tus(fileupload::app::Tus::Head));
 /// ```
 pub fn route(method: &str, path: &str, query: &str) -> Route {
+    if let Some(id) = tus_path(path) {
+        return match (method, id) {
+            ("OPTIONS", _) => Route::Tus(Tus::Options),
+            ("POST", None) => Route::Tus(Tus::Create),
+            ("HEAD", Some(_)) => Route::Tus(Tus::Head),
+            ("PATCH", Some(_)) => Route::Tus(Tus::Patch),
+            ("DELETE", Some(_)) => Route::Tus(Tus::Delete),
+            (_, None) => Route::MethodNotAllowed(ALLOW_FILES),
+            (_, Some(_)) => Route::MethodNotAllowed(ALLOW_FILE),
+        };
+    }
     let path = path.strip_suffix('/').unwrap_or(path);
-    let is = |end: &str| {
-        path.strip_suffix(end)
-            .is_some_and(|before| before.is_empty() || before.ends_with('/'))
-    };
+    let is = |end: &str| ends_with_segments(path, end);
     let flag = |name: &str| query.split('&').any(|p| p.split('=').next() == Some(name));
     let read = matches!(method, "GET" | "HEAD");
     for (end, route) in [("metrics", Route::Metrics), ("healthz", Route::Healthz)] {
@@ -159,10 +247,67 @@ pub enum Answer {
     Metrics(Box<Report>),
     /// The pool can be written and locked (`…/healthz`).
     Healthy,
+    /// A tus request's answer.
+    Tus(TusAnswer),
     /// The answer of the application behind the core (`--backend`,
     /// `--exec`), relayed as it came, but for headers that fail the check
     /// of [`crate::model::http::HeaderValue`].
     Application(Response),
+}
+
+/// The answer to a tus request; [`render::render`] writes its headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TusAnswer {
+    /// `OPTIONS`: 204 with what the server supports.
+    Options {
+        /// `Tus-Max-Size`, when there is a limit.
+        max_size: Option<u64>,
+    },
+    /// A creation: 201 with `Location` and the offset reached by a body
+    /// sent with it.
+    Created {
+        /// Where the upload is, relative to the request's path.
+        location: String,
+        /// Bytes stored.
+        offset: u64,
+        /// Whether this request completed the upload (its body was all).
+        completed: bool,
+    },
+    /// `HEAD`: 200 with the offset, the length and the metadata.
+    Info {
+        /// Bytes stored.
+        offset: u64,
+        /// The length, once known.
+        length: Option<u64>,
+        /// `Upload-Metadata` as the client sent it at creation.
+        metadata: Option<String>,
+    },
+    /// `PATCH`: 204 with the new offset.
+    Patched {
+        /// Bytes stored.
+        offset: u64,
+        /// Whether this request completed the upload.
+        completed: bool,
+    },
+    /// `DELETE`: 204.
+    Terminated,
+}
+
+impl TusAnswer {
+    /// Whether the request completed the upload: the application behind
+    /// the core is handed its description then, once.
+    pub fn completed(&self) -> bool {
+        matches!(
+            self,
+            TusAnswer::Created {
+                completed: true,
+                ..
+            } | TusAnswer::Patched {
+                completed: true,
+                ..
+            }
+        )
+    }
 }
 
 impl Outcome {
@@ -200,6 +345,9 @@ impl Outcome {
             ) => 200,
             Ok(Answer::Uploaded { .. }) => 201,
             Ok(Answer::Application(response)) => response.status,
+            Ok(Answer::Tus(TusAnswer::Created { .. })) => 201,
+            Ok(Answer::Tus(TusAnswer::Info { .. })) => 200,
+            Ok(Answer::Tus(_)) => 204,
             Err(e) => e.status(),
         }
     }
@@ -275,7 +423,8 @@ impl App {
         let params = request.params();
         outcome.answer = match route {
             Route::Upload if self.takes_uploads => self.upload(request, &params, &mut outcome),
-            Route::Upload | Route::NotFound => Err(Error::not_found("not found")),
+            Route::Tus(tus) if self.takes_uploads => self.tus(tus, request, &mut outcome),
+            Route::Upload | Route::Tus(_) | Route::NotFound => Err(Error::not_found("not found")),
             Route::MethodNotAllowed(_) => Err(Error::new(
                 ErrorKind::MethodNotAllowed,
                 "method not allowed",

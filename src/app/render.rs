@@ -7,10 +7,11 @@ use std::fmt::{Display, Write};
 
 use crate::app::demo::{self, Page};
 use crate::app::metrics::{DURATION_BOUNDS, ProcessMetrics, ROUTES};
-use crate::app::{Answer, Outcome, Route};
+use crate::app::{Answer, Outcome, Route, Tus, TusAnswer};
 use crate::model::error::{Error, ErrorKind};
-use crate::model::http::{HeaderValue, Response, escape_html, header};
+use crate::model::http::{HeaderName, HeaderValue, Response, escape_html, header};
 use crate::model::status::State;
+use crate::model::tus;
 use crate::pool::PoolGauges;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -24,6 +25,14 @@ const POLICY: HeaderValue = HeaderValue::from_static(demo::CONTENT_SECURITY_POLI
 /// The Prometheus text exposition format, version 0.0.4.
 const PROMETHEUS_TEXT: HeaderValue =
     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+const TUS_VERSION: HeaderValue = HeaderValue::from_static(tus::VERSION);
+/// The tus extensions implemented, and only those.
+const TUS_EXTENSIONS: HeaderValue = HeaderValue::from_static(
+    "creation,creation-with-upload,creation-defer-length,termination,checksum",
+);
+const TUS_CHECKSUMS: HeaderValue = HeaderValue::from_static(tus::CHECKSUM_ALGORITHMS);
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const DEFER: HeaderValue = HeaderValue::from_static("1");
 
 /// The response for an outcome, with the status [`Outcome::status`] gives.
 pub fn render(outcome: Outcome) -> Response {
@@ -52,6 +61,7 @@ pub fn render(outcome: Outcome) -> Response {
         )),
         Ok(Answer::Healthy) => Ok(Response::new(200, JSON, br#"{"healthy":true}"#.to_vec())),
         Ok(Answer::Application(response)) => Ok(response),
+        Ok(Answer::Tus(answer)) => tus_response(answer),
         Err(e) => Err(e),
     };
     rendered.unwrap_or_else(|e| error_response(route, &e, callback))
@@ -72,9 +82,72 @@ fn error_response(route: Option<Route>, err: &Error, callback: Option<&str>) -> 
         (ErrorKind::MethodNotAllowed, Some(Route::MethodNotAllowed(allow))) => {
             response = response.with_header(header::ALLOW, HeaderValue::from_static(allow));
         }
+        (ErrorKind::PreconditionFailed, Some(Route::Tus(_))) => {
+            response = response.with_header(header::TUS_VERSION, TUS_VERSION);
+        }
         _ => {}
     }
+    // Every tus answer but OPTIONS' says the version, errors too.
+    if matches!(route, Some(Route::Tus(t)) if t != Tus::Options) {
+        response = response.with_header(header::TUS_RESUMABLE, TUS_VERSION);
+    }
     response
+}
+
+/// A tus answer: its status and headers, no body.
+fn tus_response(answer: TusAnswer) -> Result<Response, Error> {
+    let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
+    let number = |n: u64| HeaderValue::new(n.to_string());
+    let status = match answer {
+        TusAnswer::Options { max_size } => {
+            headers.push((header::TUS_VERSION, TUS_VERSION));
+            headers.push((header::TUS_EXTENSION, TUS_EXTENSIONS));
+            headers.push((header::TUS_CHECKSUM_ALGORITHM, TUS_CHECKSUMS));
+            if let Some(max) = max_size {
+                headers.push((header::TUS_MAX_SIZE, number(max)?));
+            }
+            // OPTIONS is the one tus answer without Tus-Resumable.
+            return Ok(Response {
+                status: 204,
+                headers,
+                body: Vec::new(),
+            });
+        }
+        TusAnswer::Created {
+            location, offset, ..
+        } => {
+            headers.push((header::LOCATION, HeaderValue::new(location)?));
+            headers.push((header::UPLOAD_OFFSET, number(offset)?));
+            201
+        }
+        TusAnswer::Info {
+            offset,
+            length,
+            metadata,
+        } => {
+            headers.push((header::UPLOAD_OFFSET, number(offset)?));
+            match length {
+                Some(length) => headers.push((header::UPLOAD_LENGTH, number(length)?)),
+                None => headers.push((header::UPLOAD_DEFER_LENGTH, DEFER)),
+            }
+            if let Some(metadata) = metadata {
+                headers.push((header::UPLOAD_METADATA, HeaderValue::new(metadata)?));
+            }
+            headers.push((header::CACHE_CONTROL, NO_STORE));
+            200
+        }
+        TusAnswer::Patched { offset, .. } => {
+            headers.push((header::UPLOAD_OFFSET, number(offset)?));
+            204
+        }
+        TusAnswer::Terminated => 204,
+    };
+    headers.push((header::TUS_RESUMABLE, TUS_VERSION));
+    Ok(Response {
+        status,
+        headers,
+        body: Vec::new(),
+    })
 }
 
 /// A JSON document, or with a callback `/**/NAME(json);`: the comment and
@@ -270,6 +343,8 @@ mod tests {
             ("PUT", "/upload"),
             ("POST", "/upload/status"),
             ("PUT", "/upload/clear"),
+            ("GET", "/files/a"),
+            ("PUT", "/files"),
         ] {
             let route = route(method, path, "");
             let Route::MethodNotAllowed(allow) = route else {
@@ -280,6 +355,60 @@ mod tests {
             let r = render(outcome);
             assert_eq!((r.status, r.header("Allow")), (405, Some(allow)));
         }
+    }
+
+    /// Every tus answer but OPTIONS' says `Tus-Resumable`, errors too; a
+    /// 412 says the version spoken.
+    #[test]
+    fn tus_errors_say_the_version() {
+        for (tus, kind, resumable, version) in [
+            (Tus::Patch, ErrorKind::Conflict, Some("1.0.0"), None),
+            (
+                Tus::Head,
+                ErrorKind::PreconditionFailed,
+                Some("1.0.0"),
+                Some("1.0.0"),
+            ),
+            (Tus::Options, ErrorKind::Internal, None, None),
+        ] {
+            let mut outcome = Outcome::new(Route::Tus(tus));
+            outcome.answer = Err(Error::new(kind, "no"));
+            let r = render(outcome);
+            assert_eq!(r.status, kind.status());
+            assert_eq!(r.header("Tus-Resumable"), resumable, "{tus:?}");
+            assert_eq!(r.header("Tus-Version"), version, "{tus:?}");
+        }
+        // Not on the multipart routes.
+        let mut outcome = Outcome::new(Route::Upload);
+        outcome.answer = Err(Error::new(ErrorKind::PreconditionFailed, "no"));
+        assert_eq!(render(outcome).header("Tus-Resumable"), None);
+    }
+
+    #[test]
+    fn tus_answers_have_no_body_and_typed_headers() {
+        let mut outcome = Outcome::new(Route::Tus(Tus::Head));
+        outcome.answer = Ok(Answer::Tus(TusAnswer::Info {
+            offset: 3,
+            length: None,
+            metadata: Some("a Zg==".into()),
+        }));
+        let r = render(outcome);
+        assert_eq!((r.status, r.body.len()), (200, 0));
+        assert_eq!(r.header("Upload-Offset"), Some("3"));
+        assert_eq!(r.header("Upload-Length"), None);
+        assert_eq!(r.header("Upload-Defer-Length"), Some("1"));
+        assert_eq!(r.header("Upload-Metadata"), Some("a Zg=="));
+        assert_eq!(r.header("Content-Type"), None);
+        // A value that could split the head is never written: 500.
+        let mut outcome = Outcome::new(Route::Tus(Tus::Head));
+        outcome.answer = Ok(Answer::Tus(TusAnswer::Info {
+            offset: 0,
+            length: Some(1),
+            metadata: Some("a\r\nSet-Cookie: x=y".into()),
+        }));
+        let r = render(outcome);
+        assert_eq!(r.status, 500);
+        assert_eq!(r.header("Set-Cookie"), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 
-use crate::app::{Outcome, render::render, route};
+use crate::app::{Outcome, render::render, route_request};
 use crate::handoff::Service;
 use crate::model::error::{Error, Result};
 use crate::model::http::{Request, Response, percent_decode, reason};
@@ -177,6 +177,10 @@ pub fn encode_response(response: &Response) -> Vec<u8> {
         let clean = |s: &str| s.replace(['\r', '\n'], "");
         out.extend_from_slice(format!("{}: {}\r\n", clean(name), clean(value)).as_bytes());
     }
+    if crate::model::http::without_content(response.status) {
+        out.extend_from_slice(b"\r\n");
+        return out;
+    }
     out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", response.body.len()).as_bytes());
     out.extend_from_slice(&response.body);
     out
@@ -196,7 +200,7 @@ pub fn run(service: &Service) -> io::Result<()> {
         Ok(head) => {
             let limit = head.content_length.unwrap_or(u64::MAX);
             let mut body = io::stdin().lock().take(limit);
-            let route = route(&head.method, &head.path, &head.query);
+            let route = route_request(&head.method, &head.path, &head.query, &head.headers);
             answer(&render(service.handle(route, head.into_request(&mut body))))?;
             body.limit()
         }

@@ -8,7 +8,10 @@
 //!   upload, a status or a clear, unchanged;
 //! - [`Application::Backend`] `POST`s the description to a URL.
 //!
-//! Either way the application's answer is the client's answer. With no
+//! Either way the application's answer is the client's answer, but for a
+//! tus upload: the request that completes it hands the application the
+//! description once, and the tus client still gets its tus answer (the
+//! application's is only logged when it fails). With no
 //! application the description itself is the answer, as the core gives it.
 
 pub(crate) mod backend;
@@ -72,7 +75,7 @@ impl Service {
             return self.app.handle(route, request);
         };
         let unchanged = match route {
-            Route::Upload => !self.takes_uploads,
+            Route::Upload | Route::Tus(_) => !self.takes_uploads,
             Route::NotFound | Route::MethodNotAllowed(_) => {
                 matches!(application, Application::Exec { .. })
             }
@@ -89,10 +92,31 @@ impl Service {
         }
         let forwarded = forwarded_headers(&request.headers);
         let mut outcome = self.app.handle(route, request);
-        if let Ok(Answer::Uploaded { .. }) = outcome.answer {
-            outcome.answer = self
-                .hand_over(application, outcome.identifier.as_deref(), &forwarded)
-                .map(Answer::Application);
+        match &outcome.answer {
+            Ok(Answer::Uploaded { .. }) => {
+                outcome.answer = self
+                    .hand_over(application, outcome.identifier.as_deref(), &forwarded)
+                    .map(Answer::Application);
+            }
+            // A tus client gets the tus answer: the application's answer
+            // (or failure) cannot reach it, so it is only logged. The
+            // upload stays done in the pool either way.
+            Ok(Answer::Tus(answer)) if answer.completed() => {
+                let shown = outcome.identifier.as_deref();
+                match self.hand_over(application, shown, &forwarded) {
+                    Ok(response) if response.status < 400 => {}
+                    Ok(response) => eprintln!(
+                        "fileupload: the application answered {} to the description of tus upload {}",
+                        response.status,
+                        shown.unwrap_or("-")
+                    ),
+                    Err(e) => eprintln!(
+                        "fileupload: the description of tus upload {} was not handed over: {e}",
+                        shown.unwrap_or("-")
+                    ),
+                }
+            }
+            _ => {}
         }
         outcome
     }

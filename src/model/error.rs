@@ -25,8 +25,14 @@ pub enum ErrorKind {
     Gone,
     /// 413: over the size limit, or over a count limit of the form.
     TooLarge,
+    /// 412: a tus request for a protocol version other than 1.0.0.
+    PreconditionFailed,
     /// 415: an upload that is not `multipart/form-data`.
     UnsupportedMediaType,
+    /// 423: a tus upload another request is writing to (RFC 4918's
+    /// `Locked`, as tusd answers it): unlike 409 it says "retry later",
+    /// not "your offset is wrong".
+    Locked,
     /// 431: a request head too large to read.
     HeadTooLarge,
     /// 500: the pool directory or the program itself failed.
@@ -39,22 +45,28 @@ pub enum ErrorKind {
     Unavailable,
     /// 505: an HTTP version other than 1.0 and 1.1.
     VersionNotSupported,
+    /// 460: a tus chunk whose `Upload-Checksum` does not match its bytes
+    /// (the status the tus checksum extension defines).
+    ChecksumMismatch,
     /// 507: the pool's file system is full.
     DiskFull,
 }
 
 impl ErrorKind {
     /// Every kind, in the order of their statuses.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::BadRequest,
         ErrorKind::NotFound,
         ErrorKind::MethodNotAllowed,
         ErrorKind::Timeout,
         ErrorKind::Conflict,
         ErrorKind::Gone,
+        ErrorKind::PreconditionFailed,
         ErrorKind::TooLarge,
         ErrorKind::UnsupportedMediaType,
+        ErrorKind::Locked,
         ErrorKind::HeadTooLarge,
+        ErrorKind::ChecksumMismatch,
         ErrorKind::Internal,
         ErrorKind::NotImplemented,
         ErrorKind::BadGateway,
@@ -73,9 +85,12 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Conflict => "conflict",
             ErrorKind::Gone => "gone",
+            ErrorKind::PreconditionFailed => "precondition_failed",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::UnsupportedMediaType => "unsupported_media_type",
+            ErrorKind::Locked => "locked",
             ErrorKind::HeadTooLarge => "head_too_large",
+            ErrorKind::ChecksumMismatch => "checksum_mismatch",
             ErrorKind::Internal => "internal",
             ErrorKind::NotImplemented => "not_implemented",
             ErrorKind::BadGateway => "bad_gateway",
@@ -95,13 +110,16 @@ impl ErrorKind {
             ErrorKind::Conflict => 409,
             ErrorKind::Gone => 410,
             ErrorKind::TooLarge => 413,
+            ErrorKind::PreconditionFailed => 412,
             ErrorKind::UnsupportedMediaType => 415,
+            ErrorKind::Locked => 423,
             ErrorKind::HeadTooLarge => 431,
             ErrorKind::Internal => 500,
             ErrorKind::NotImplemented => 501,
             ErrorKind::BadGateway => 502,
             ErrorKind::Unavailable => 503,
             ErrorKind::VersionNotSupported => 505,
+            ErrorKind::ChecksumMismatch => 460,
             ErrorKind::DiskFull => 507,
         }
     }

@@ -58,6 +58,14 @@ impl std::fmt::Display for InvalidHeader {
 
 impl std::error::Error for InvalidHeader {}
 
+/// A header the program itself built that fails the check is its own
+/// fault: 500.
+impl From<InvalidHeader> for crate::model::error::Error {
+    fn from(e: InvalidHeader) -> Self {
+        crate::model::error::Error::internal(format!("cannot answer with {e}"))
+    }
+}
+
 /// Whether `b` may stand in a header name: RFC 9110's `tchar`.
 const fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric()
@@ -196,10 +204,31 @@ pub(crate) mod header {
         HeaderName::from_static("Content-Security-Policy");
     /// `Content-Type`.
     pub const CONTENT_TYPE: HeaderName = HeaderName::from_static("Content-Type");
+    /// `Location`.
+    pub const LOCATION: HeaderName = HeaderName::from_static("Location");
     /// `Referrer-Policy`.
     pub const REFERRER_POLICY: HeaderName = HeaderName::from_static("Referrer-Policy");
     /// `Retry-After`.
     pub const RETRY_AFTER: HeaderName = HeaderName::from_static("Retry-After");
+    /// `Tus-Checksum-Algorithm`.
+    pub const TUS_CHECKSUM_ALGORITHM: HeaderName =
+        HeaderName::from_static("Tus-Checksum-Algorithm");
+    /// `Tus-Extension`.
+    pub const TUS_EXTENSION: HeaderName = HeaderName::from_static("Tus-Extension");
+    /// `Tus-Max-Size`.
+    pub const TUS_MAX_SIZE: HeaderName = HeaderName::from_static("Tus-Max-Size");
+    /// `Tus-Resumable`.
+    pub const TUS_RESUMABLE: HeaderName = HeaderName::from_static("Tus-Resumable");
+    /// `Tus-Version`.
+    pub const TUS_VERSION: HeaderName = HeaderName::from_static("Tus-Version");
+    /// `Upload-Defer-Length`.
+    pub const UPLOAD_DEFER_LENGTH: HeaderName = HeaderName::from_static("Upload-Defer-Length");
+    /// `Upload-Length`.
+    pub const UPLOAD_LENGTH: HeaderName = HeaderName::from_static("Upload-Length");
+    /// `Upload-Metadata`.
+    pub const UPLOAD_METADATA: HeaderName = HeaderName::from_static("Upload-Metadata");
+    /// `Upload-Offset`.
+    pub const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("Upload-Offset");
     /// `X-Content-Type-Options`.
     pub const X_CONTENT_TYPE_OPTIONS: HeaderName =
         HeaderName::from_static("X-Content-Type-Options");
@@ -247,6 +276,13 @@ impl Response {
     }
 }
 
+/// Whether an answer of this status has no content: neither a body nor
+/// `Content-Length` (RFC 9110 sections 8.6 and 15.3.5: 1xx and 204 must
+/// not send one), whatever an application gave with it.
+pub(crate) fn without_content(status: u16) -> bool {
+    matches!(status, 100..=199 | 204)
+}
+
 /// The reason phrase of a status code: the core's own, and those only an
 /// application answers with.
 pub(crate) fn reason(status: u16) -> &'static str {
@@ -270,11 +306,14 @@ pub(crate) fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         409 => "Conflict",
         410 => "Gone",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
         422 => "Unprocessable Content",
+        423 => "Locked",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        460 => "Checksum Mismatch",
         500 => "Internal Server Error",
         501 => "Not Implemented",
         502 => "Bad Gateway",

@@ -135,7 +135,8 @@ struct Counter {
 
 /// The minimum-progress rule over windows of the idle timeout: a window
 /// that ends with fewer than [`MIN_PROGRESS`] bytes received is idleness.
-struct Pace {
+/// The tus `PATCH` body is read under the same rule.
+pub(crate) struct Pace {
     window: Duration,
     start: Instant,
     at_start: u64,
@@ -163,11 +164,7 @@ impl<'b> Parser<'b> {
     /// than [`MIN_PROGRESS`] bytes received in it, reading fails with 408.
     /// Every front end gets it, whatever its own per-read timeout.
     pub fn with_idle_timeout(mut self, idle: Option<Duration>) -> Parser<'b> {
-        self.counter.pace = idle.filter(|d| !d.is_zero()).map(|window| Pace {
-            window,
-            start: Instant::now(),
-            at_start: self.counter.received,
-        });
+        self.counter.pace = Pace::new(idle, self.counter.received);
         self
     }
 
@@ -293,7 +290,19 @@ impl Counter {
 }
 
 impl Pace {
-    fn check(&mut self, received: u64) -> Result<()> {
+    /// The rule over windows of `idle` (none for `None` or zero), counting
+    /// from `received` bytes.
+    pub(crate) fn new(idle: Option<Duration>, received: u64) -> Option<Pace> {
+        idle.filter(|d| !d.is_zero()).map(|window| Pace {
+            window,
+            start: Instant::now(),
+            at_start: received,
+        })
+    }
+
+    /// Fails with 408 when a window has ended with too little received;
+    /// `received` counts every body byte so far.
+    pub(crate) fn check(&mut self, received: u64) -> Result<()> {
         if self.start.elapsed() < self.window {
             return Ok(());
         }

@@ -100,12 +100,34 @@ pub struct Status {
     /// The non-file form fields.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub fields: Option<BTreeMap<String, Vec<String>>>,
+    /// A tus upload's `Upload-Metadata` pairs, their values decoded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Present on a tus (resumable) upload only. It marks an upload that
+    /// stays `uploading` between requests, with no writer holding it, and
+    /// is not interrupted for that.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tus: Option<TusRecord>,
     /// Why the upload failed (state `error` only).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
     /// The HTTP status of the failure (state `error` only).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub status: Option<u16>,
+}
+
+/// What a tus upload keeps beyond the status every upload has (its
+/// offset is `received`, its length `size`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TusRecord {
+    /// The `Upload-Metadata` header as the client sent it, once it passed
+    /// the grammar's check: `HEAD` gives it back as given.
+    #[serde(
+        rename = "upload-metadata",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub upload_metadata: Option<String>,
 }
 
 /// A `null` that is present deserializes to `Some(None)`, an absent field
@@ -126,6 +148,8 @@ impl Status {
             content_type: None,
             files: None,
             fields: None,
+            metadata: None,
+            tus: None,
             error: None,
             status: None,
         }
@@ -161,6 +185,9 @@ impl Status {
         self.state == State::Done
     }
 }
+
+/// The content type of a file whose client gave none.
+pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// Reduces a browser-sent file name to something safe to show and store in
 /// JSON: the last path component (old browsers send `C:\dir\name`), with

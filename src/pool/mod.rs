@@ -29,6 +29,7 @@
 
 mod live;
 pub(crate) mod priority;
+pub(crate) mod resumable;
 pub(crate) mod store;
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -257,8 +258,9 @@ impl Pool {
     }
 
     /// Removes finished uploads whose status is older than `older_than`, and
-    /// interrupted ones of any age; an upload that a live writer holds is
-    /// never touched. Returns the identifiers removed.
+    /// interrupted ones of any age; an unfinished tus upload goes by age,
+    /// as a finished one; an upload that a live writer holds is never
+    /// touched. Returns the identifiers removed.
     pub fn gc(&self, older_than: Duration) -> Result<Vec<Identifier>> {
         let cutoff = SystemTime::now()
             .checked_sub(older_than)
@@ -287,7 +289,9 @@ impl Pool {
             }
             let stale = match fresh.status {
                 None => true,
-                Some(s) if s.state == State::Uploading => true,
+                // An unfinished tus upload is judged by age, as a
+                // finished one: its client may still resume it.
+                Some(s) if s.state == State::Uploading && s.tus.is_none() => true,
                 Some(s) if s.error.as_deref() == Some(INTERRUPTED) => true,
                 Some(_) => fresh.modified.is_some_and(|t| t < cutoff),
             };
@@ -422,7 +426,8 @@ impl Bucket<'_> {
         let Some(mut status) = read_status_fresh(&dir, shared)?.status else {
             return Ok(Status::unknown());
         };
-        if status.state == State::Uploading {
+        // A tus upload is `uploading` between its requests with no writer.
+        if status.state == State::Uploading && status.tus.is_none() {
             status = check_writer(&dir, status, shared)?;
         }
         if status.state != State::Starting {

@@ -66,7 +66,20 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon with `args` after `serve`.
     pub fn start(name: &str, args: &[&str]) -> Daemon {
-        let dir = TempDir::new(name);
+        Daemon::spawn(TempDir::new(name), args)
+    }
+
+    /// Kills the daemon as `kill -9` does (SIGKILL: no handler runs, no
+    /// file is flushed), then starts the binary again on the same pool
+    /// with `args`.
+    pub fn restart(mut self, args: &[&str]) -> Daemon {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self._dir, TempDir(PathBuf::new()));
+        Daemon::spawn(dir, args)
+    }
+
+    fn spawn(dir: TempDir, args: &[&str]) -> Daemon {
         let pool = dir.path().join("pool");
         Daemon::start_with(dir, pool, args)
     }

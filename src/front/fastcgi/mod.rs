@@ -18,7 +18,7 @@ use socket2::Socket;
 
 use super::driver::{self, Driver, Front, Tracker, UploadWorkers, Workers};
 use super::listen::{LISTENSOCK_FILENO, Listener, Shut};
-use crate::app::{Outcome, Route, render::render, route};
+use crate::app::{Outcome, Route, render::render, route_request};
 use crate::front::cgi;
 use crate::handoff::Service;
 use crate::log;
@@ -145,10 +145,10 @@ where
         };
         // The route is decided here, once: an upload goes to a worker.
         let head = cgi::head(params).map(|h| {
-            let route = route(&h.method, &h.path, &h.query);
+            let route = route_request(&h.method, &h.path, &h.query, &h.headers);
             (h, route)
         });
-        let upload = matches!(head, Ok((_, Route::Upload)));
+        let upload = matches!(head, Ok((_, route)) if route.is_upload());
         let next = if upload {
             let service = service.clone();
             let (back, next) = uploads

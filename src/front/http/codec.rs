@@ -559,7 +559,10 @@ pub fn encode_head(
         }
         let _ = write!(out, "{name}: {value}\r\n");
     }
-    let _ = write!(out, "Date: {date}\r\nContent-Length: {content_length}\r\n");
+    let _ = write!(out, "Date: {date}\r\n");
+    if !crate::model::http::without_content(status) {
+        let _ = write!(out, "Content-Length: {content_length}\r\n");
+    }
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
     }

@@ -17,11 +17,11 @@ use socket2::Socket;
 use self::codec::{CONTINUE, Dechunker, Framing, Head, HeadScan, HttpError, encode_head};
 use super::driver::{self, Driver, Front, Tracker, Workers};
 use super::listen::{Listener, Shut};
-use crate::app::{Outcome, Route, render::render, route};
+use crate::app::{Outcome, Route, render::render, route_request};
 use crate::handoff::Service;
 use crate::log;
 use crate::model::error::{Error, ErrorKind};
-use crate::model::http::{Request, Response};
+use crate::model::http::{Request, Response, without_content};
 
 /// Bytes read from a connection at a time while reading heads.
 const READ_SIZE: usize = 64 * 1024;
@@ -57,8 +57,8 @@ impl Front for Http {
                 Err(e) => return conn.refuse(&e),
             };
             tracker.busy();
-            let route = route(&head.method, &head.path, &head.query);
-            let next = if route == Route::Upload {
+            let route = route_request(&head.method, &head.path, &head.query, &head.headers);
+            let next = if route.is_upload() {
                 let service = driver.service.clone();
                 match driver
                     .uploads
@@ -310,7 +310,11 @@ fn encode_answer<'r>(
     close: bool,
     out: &mut Vec<u8>,
 ) -> &'r [u8] {
-    let body: &[u8] = if head_only { &[] } else { &response.body };
+    let body: &[u8] = if head_only || without_content(response.status) {
+        &[]
+    } else {
+        &response.body
+    };
     let date = log::http_date(SystemTime::now());
     encode_head(
         response.status,

@@ -251,6 +251,12 @@ def check_clear(rounds=3):
         print(f"clear {n}: B answered {code} in {took:.2f} s, A's client {up.code}", flush=True)
 
 
+def partial_files(mount, ident):
+    """The `.part` files left in an upload's bucket on a mount."""
+    bucket = os.path.join(mount, ident)
+    return [n for n in os.listdir(bucket) if n.endswith(".part")] if os.path.isdir(bucket) else []
+
+
 def check_kill():
     pa, a, ma = daemons[0]
     _, b, mb = daemons[1]
@@ -276,8 +282,7 @@ def check_kill():
     up.join()
     if not got:
         fail(f"kill: B says {status(b, i)[1]} 10 s after kill -9")
-    parts = [n for n in os.listdir(os.path.join(mb, i)) if n.endswith(".part")] \
-        if os.path.isdir(os.path.join(mb, i)) else []
+    parts = partial_files(mb, i)
     if parts:
         fail(f"kill: partial files left: {parts}")
     if took > 1.5:
@@ -310,6 +315,24 @@ def check_race(rounds):
                 bad += 1
                 fail(f"race {n}: the stored file is not the winner's")
     print(f"race: {rounds} rounds, {bad} wrong", flush=True)
+
+
+def in_batches(count, batch, running, make):
+    """Sends `count` uploads, make(n) for the n-th, `batch` at a time, each
+    in `running` while it runs; returns them, ended."""
+    sent = []
+    for n in range(0, count, batch):
+        ups = [make(n + k) for k in range(min(batch, count - n))]
+        for u in ups:
+            with lock:
+                running[u.uid] = u
+            u.start()
+        for u in ups:
+            u.join()
+            with lock:
+                running.pop(u.uid, None)
+        sent += ups
+    return sent
 
 
 def check_load(uploads, pollers_per_host, rate):
@@ -352,24 +375,10 @@ def check_load(uploads, pollers_per_host, rate):
                for h in hosts for k in range(pollers_per_host)]
     for t in threads:
         t.start()
-    sent = []
     t0 = time.monotonic()
-    batch = len(hosts) * 2
-    for n in range(0, uploads, batch):
-        ups = []
-        for k in range(min(batch, uploads - n)):
-            i = ident("load")
-            u = Upload(hosts[(n + k) % len(hosts)], i,
-                       os.urandom(random.randrange(1 << 20, 6 << 20)), step=65536, pause=0.001)
-            with lock:
-                running[i] = u
-            ups.append(u)
-            u.start()
-        for u in ups:
-            u.join()
-            with lock:
-                running.pop(u.uid, None)
-        sent += ups
+    sent = in_batches(uploads, len(hosts) * 2, running, lambda n: Upload(
+        hosts[n % len(hosts)], ident("load"), os.urandom(random.randrange(1 << 20, 6 << 20)),
+        step=65536, pause=0.001))
     done.set()
     took = time.monotonic() - t0
     for t in threads:
@@ -573,24 +582,14 @@ def check_fleet(uploads, parallel, rate):
                for h in hosts + [lb] for _ in range(4)]
     for t in pollers:
         t.start()
-    sent = []
+    def through_balancer(_):
+        i = ident("fleet")
+        u = Upload(lb, i, os.urandom(random.randrange(64 << 10, 2 << 20)), step=65536,
+                   pause=0.002)
+        u.target = f"/fleet/upload?X-Progress-ID={i}"
+        return u
     t0 = time.monotonic()
-    sizes = (64 << 10, 2 << 20)
-    for n in range(0, uploads, parallel):
-        batch = []
-        for _ in range(min(parallel, uploads - n)):
-            i = ident("fleet")
-            u = Upload(lb, i, os.urandom(random.randrange(*sizes)), step=65536, pause=0.002)
-            u.target = f"/fleet/upload?X-Progress-ID={i}"
-            with lock:
-                running[i] = u
-            batch.append(u)
-            u.start()
-        for u in batch:
-            u.join()
-            with lock:
-                running.pop(u.uid, None)
-        sent += batch
+    sent = in_batches(uploads, parallel, running, through_balancer)
     done.set()
     took = time.monotonic() - t0
     for t in pollers:
@@ -699,8 +698,7 @@ def check_healthz():
     up.join()
     if not seen:
         fail(f"healthz: the first host says {status(a, i)[1]} of the lost host's upload")
-    parts = [n for n in os.listdir(os.path.join(a_mount, i)) if n.endswith(".part")] \
-        if os.path.isdir(os.path.join(a_mount, i)) else []
+    parts = partial_files(a_mount, i)
     if parts:
         fail(f"healthz: partial files of the lost host's upload left: {parts}")
     print(f"lost client: the upload on the host whose Gluster client was killed reads "

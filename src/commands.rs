@@ -83,17 +83,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
     })
 }
 
-fn serve(mut config: Config, args: &ServeArgs) -> Result<ExitCode, String> {
-    log::set_host(args.server.host_name.as_deref());
-    let workers = workers(&mut config, &args.server)?;
-    let application = backend(&args.server.backend)?;
-    let service = service(
-        config,
-        workers.max_uploads,
-        application,
-        !args.no_demo,
-        args.server.metrics.metrics,
-    );
+fn serve(config: Config, args: &ServeArgs) -> Result<ExitCode, String> {
+    let (service, workers) = server(config, &args.server, !args.no_demo)?;
     http::serve(service, &args.listen, &workers)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -119,19 +110,26 @@ fn run_cgi(config: Config, args: CgiArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_fastcgi(mut config: Config, args: &FastcgiArgs) -> Result<ExitCode, String> {
-    log::set_host(args.server.host_name.as_deref());
-    let workers = workers(&mut config, &args.server)?;
-    let application = backend(&args.server.backend)?;
+fn run_fastcgi(config: Config, args: &FastcgiArgs) -> Result<ExitCode, String> {
+    let (service, workers) = server(config, &args.server, false)?;
+    fastcgi::serve(service, args.listen.as_deref(), &workers)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the two long-running front ends set up alike: the host name of
+/// the log lines, the workers, the application and the service.
+fn server(mut config: Config, args: &ServerArgs, demo: bool) -> Result<(Service, Workers), String> {
+    log::set_host(args.host_name.as_deref());
+    let workers = workers(&mut config, args)?;
+    let application = backend(&args.backend)?;
     let service = service(
         config,
         workers.max_uploads,
         application,
-        false,
-        args.server.metrics.metrics,
+        demo,
+        args.metrics.metrics,
     );
-    fastcgi::serve(service, args.listen.as_deref(), &workers)?;
-    Ok(ExitCode::SUCCESS)
+    Ok((service, workers))
 }
 
 /// The upload slots, timeouts and grace of the daemon and the FastCGI

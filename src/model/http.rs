@@ -195,43 +195,33 @@ header_text!(
 pub(crate) mod header {
     use super::HeaderName;
 
-    /// `Allow`.
-    pub const ALLOW: HeaderName = HeaderName::from_static("Allow");
-    /// `Cache-Control`.
-    pub const CACHE_CONTROL: HeaderName = HeaderName::from_static("Cache-Control");
-    /// `Content-Security-Policy`.
-    pub const CONTENT_SECURITY_POLICY: HeaderName =
-        HeaderName::from_static("Content-Security-Policy");
-    /// `Content-Type`.
-    pub const CONTENT_TYPE: HeaderName = HeaderName::from_static("Content-Type");
-    /// `Location`.
-    pub const LOCATION: HeaderName = HeaderName::from_static("Location");
-    /// `Referrer-Policy`.
-    pub const REFERRER_POLICY: HeaderName = HeaderName::from_static("Referrer-Policy");
-    /// `Retry-After`.
-    pub const RETRY_AFTER: HeaderName = HeaderName::from_static("Retry-After");
-    /// `Tus-Checksum-Algorithm`.
-    pub const TUS_CHECKSUM_ALGORITHM: HeaderName =
-        HeaderName::from_static("Tus-Checksum-Algorithm");
-    /// `Tus-Extension`.
-    pub const TUS_EXTENSION: HeaderName = HeaderName::from_static("Tus-Extension");
-    /// `Tus-Max-Size`.
-    pub const TUS_MAX_SIZE: HeaderName = HeaderName::from_static("Tus-Max-Size");
-    /// `Tus-Resumable`.
-    pub const TUS_RESUMABLE: HeaderName = HeaderName::from_static("Tus-Resumable");
-    /// `Tus-Version`.
-    pub const TUS_VERSION: HeaderName = HeaderName::from_static("Tus-Version");
-    /// `Upload-Defer-Length`.
-    pub const UPLOAD_DEFER_LENGTH: HeaderName = HeaderName::from_static("Upload-Defer-Length");
-    /// `Upload-Length`.
-    pub const UPLOAD_LENGTH: HeaderName = HeaderName::from_static("Upload-Length");
-    /// `Upload-Metadata`.
-    pub const UPLOAD_METADATA: HeaderName = HeaderName::from_static("Upload-Metadata");
-    /// `Upload-Offset`.
-    pub const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("Upload-Offset");
-    /// `X-Content-Type-Options`.
-    pub const X_CONTENT_TYPE_OPTIONS: HeaderName =
-        HeaderName::from_static("X-Content-Type-Options");
+    /// Declares header names, each documented by its spelling.
+    macro_rules! header_names {
+        ($($name:ident = $text:literal,)*) => {
+            $(#[doc = concat!("`", $text, "`.")]
+            pub const $name: HeaderName = HeaderName::from_static($text);)*
+        };
+    }
+
+    header_names! {
+        ALLOW = "Allow",
+        CACHE_CONTROL = "Cache-Control",
+        CONTENT_SECURITY_POLICY = "Content-Security-Policy",
+        CONTENT_TYPE = "Content-Type",
+        LOCATION = "Location",
+        REFERRER_POLICY = "Referrer-Policy",
+        RETRY_AFTER = "Retry-After",
+        TUS_CHECKSUM_ALGORITHM = "Tus-Checksum-Algorithm",
+        TUS_EXTENSION = "Tus-Extension",
+        TUS_MAX_SIZE = "Tus-Max-Size",
+        TUS_RESUMABLE = "Tus-Resumable",
+        TUS_VERSION = "Tus-Version",
+        UPLOAD_DEFER_LENGTH = "Upload-Defer-Length",
+        UPLOAD_LENGTH = "Upload-Length",
+        UPLOAD_METADATA = "Upload-Metadata",
+        UPLOAD_OFFSET = "Upload-Offset",
+        X_CONTENT_TYPE_OPTIONS = "X-Content-Type-Options",
+    }
 }
 
 /// A response as every front end writes it: the core's answer rendered

@@ -257,6 +257,20 @@ def partial_files(mount, ident):
     return [n for n in os.listdir(bucket) if n.endswith(".part")] if os.path.isdir(bucket) else []
 
 
+def judged_interrupted(addr, mount, ident, since, timeout, interval, trace=None):
+    """Polls `addr` until it says `upload interrupted` of `ident` (at most
+    `timeout` s); whether it did, the seconds from `since`, and the partial
+    files then left on `mount`. Each poll goes to `trace` when given."""
+    def said():
+        code, st = status(addr, ident)
+        if trace is not None:
+            trace.append((round(time.monotonic() - since, 3), code, st.get("state"),
+                          st.get("received"), st.get("error")))
+        return st.get("error") == "upload interrupted"
+    seen = wait_for(said, timeout, interval)
+    return seen, time.monotonic() - since, partial_files(mount, ident)
+
+
 def check_kill():
     pa, a, ma = daemons[0]
     _, b, mb = daemons[1]
@@ -266,23 +280,14 @@ def check_kill():
     if not wait_for(lambda: (status(b, i)[1].get("received") or 0) >= 1 << 20, 10):
         fail("kill: B never saw 1 MiB received")
     pa.kill()
-    t = time.monotonic()
     trace = []
-
-    def interrupted():
-        code, st = status(b, i)
-        trace.append((round(time.monotonic() - t, 3), code, st.get("state"), st.get("received"),
-                      st.get("error")))
-        return st.get("error") == "upload interrupted"
-    got = wait_for(interrupted, 10, 0.01)
-    took = time.monotonic() - t
+    got, took, parts = judged_interrupted(b, mb, i, time.monotonic(), 10, 0.01, trace)
     if os.environ.get("KILL_TRACE"):
         print("kill: polls on B after kill -9:", trace[:3], "...", trace[-3:], flush=True)
     pa.wait()
     up.join()
     if not got:
         fail(f"kill: B says {status(b, i)[1]} 10 s after kill -9")
-    parts = partial_files(mb, i)
     if parts:
         fail(f"kill: partial files left: {parts}")
     if took > 1.5:
@@ -317,9 +322,14 @@ def check_race(rounds):
     print(f"race: {rounds} rounds, {bad} wrong", flush=True)
 
 
-def in_batches(count, batch, running, make):
-    """Sends `count` uploads, make(n) for the n-th, `batch` at a time, each
-    in `running` while it runs; returns them, ended."""
+def send_while_polling(count, batch, running, make, pollers, done):
+    """Starts the `pollers`, sends `count` uploads, make(n) for the n-th,
+    `batch` at a time, each in `running` while it runs, then sets `done`
+    and waits for the pollers; returns the uploads, ended, and the seconds
+    the sending took."""
+    for t in pollers:
+        t.start()
+    t0 = time.monotonic()
     sent = []
     for n in range(0, count, batch):
         ups = [make(n + k) for k in range(min(batch, count - n))]
@@ -332,7 +342,11 @@ def in_batches(count, batch, running, make):
             with lock:
                 running.pop(u.uid, None)
         sent += ups
-    return sent
+    done.set()
+    took = time.monotonic() - t0
+    for t in pollers:
+        t.join()
+    return sent, took
 
 
 def check_load(uploads, pollers_per_host, rate):
@@ -373,16 +387,9 @@ def check_load(uploads, pollers_per_host, rate):
 
     threads = [threading.Thread(target=poller, args=(h, k), daemon=True)
                for h in hosts for k in range(pollers_per_host)]
-    for t in threads:
-        t.start()
-    t0 = time.monotonic()
-    sent = in_batches(uploads, len(hosts) * 2, running, lambda n: Upload(
+    sent, took = send_while_polling(uploads, len(hosts) * 2, running, lambda n: Upload(
         hosts[n % len(hosts)], ident("load"), os.urandom(random.randrange(1 << 20, 6 << 20)),
-        step=65536, pause=0.001))
-    done.set()
-    took = time.monotonic() - t0
-    for t in threads:
-        t.join()
+        step=65536, pause=0.001), threads, done)
     misreported = 0
     for u in sent:
         if u.code != 201:
@@ -580,20 +587,13 @@ def check_fleet(uploads, parallel, rate):
 
     pollers = [threading.Thread(target=poller, args=(h, h == lb), daemon=True)
                for h in hosts + [lb] for _ in range(4)]
-    for t in pollers:
-        t.start()
     def through_balancer(_):
         i = ident("fleet")
         u = Upload(lb, i, os.urandom(random.randrange(64 << 10, 2 << 20)), step=65536,
                    pause=0.002)
         u.target = f"/fleet/upload?X-Progress-ID={i}"
         return u
-    t0 = time.monotonic()
-    sent = in_batches(uploads, parallel, running, through_balancer)
-    done.set()
-    took = time.monotonic() - t0
-    for t in pollers:
-        t.join()
+    sent, took = send_while_polling(uploads, parallel, running, through_balancer, pollers, done)
     misreported = 0
     for u in sent:
         want = hashlib.sha256(u.data).hexdigest()
@@ -693,12 +693,10 @@ def check_healthz():
     reason = json.loads(answers[-1][1]).get("error", "") if got else ""
     # The bricks drop a client's locks when its connections close (a
     # killed client) or after network.ping-timeout (a vanished host).
-    seen = wait_for(lambda: status(a, i)[1].get("error") == "upload interrupted", 60, 0.05)
-    interrupted_after = time.monotonic() - t
+    seen, interrupted_after, parts = judged_interrupted(a, a_mount, i, t, 60, 0.05)
     up.join()
     if not seen:
         fail(f"healthz: the first host says {status(a, i)[1]} of the lost host's upload")
-    parts = partial_files(a_mount, i)
     if parts:
         fail(f"healthz: partial files of the lost host's upload left: {parts}")
     print(f"lost client: the upload on the host whose Gluster client was killed reads "

@@ -6,6 +6,7 @@
 mod common;
 
 use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -367,17 +368,26 @@ fn head_connection_close_and_pipelining() {
     assert!(heads[2].contains("Connection: close\r\n"));
 }
 
-#[test]
-fn an_upload_that_fails_closes_the_connection() {
-    let d = Daemon::start("upload-error", &[]);
+/// An upload of `length` bytes declared `text/plain`, of which only
+/// `hello` is sent: refused with 415 before its body is read. The
+/// connection, still open on the client's side, and the answer's head.
+fn refused_as_text(d: &Daemon, id: &str, length: u64) -> (TcpStream, String) {
     let mut s = d.connect();
-    s.write_all(
-        b"POST /upload?X-Progress-ID=bad HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n\
-          Content-Length: 5\r\n\r\nhello",
+    write!(
+        s,
+        "POST /upload?X-Progress-ID={id} HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n\
+         Content-Length: {length}\r\n\r\nhello"
     )
     .unwrap();
     let (head, _) = read_answer(&mut s);
     assert!(head.starts_with("HTTP/1.1 415 "), "{head}");
+    (s, head)
+}
+
+#[test]
+fn an_upload_that_fails_closes_the_connection() {
+    let d = Daemon::start("upload-error", &[]);
+    let (mut s, head) = refused_as_text(&d, "bad", 5);
     assert_eq!(header(&head, "Connection"), Some("close"));
     assert!(closed(&mut s, Duration::from_secs(5)));
     // A body cut inside its Content-Length: the upload fails, the state
@@ -813,14 +823,7 @@ fn lingering_is_bounded_by_its_own_time() {
     assert!(warm.starts_with("HTTP/1.1 200 "), "{warm}");
     sleep(Duration::from_millis(300));
     let before = d.threads();
-    let mut s = d.connect();
-    s.write_all(
-        b"POST /upload?X-Progress-ID=linger HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n\
-          Content-Length: 100000\r\n\r\nhello",
-    )
-    .unwrap();
-    let (head, _) = read_answer(&mut s);
-    assert!(head.starts_with("HTTP/1.1 415 "), "{head}");
+    let (s, _) = refused_as_text(&d, "linger", 100_000);
     // The client stays, silent; its connection's thread must end.
     let deadline = Instant::now() + Duration::from_secs(10);
     while d.threads() > before && Instant::now() < deadline {

@@ -977,9 +977,6 @@ impl Listing {
     }
 }
 
-/// Errors that mean the file, or the name we had for it, is gone: removed
-/// (`ENOENT`), or replaced on another host of a network filesystem while
-/// this host's client still had the old one (`ESTALE`).
 /// Refused on a network filesystem, where it passes: GlusterFS creates an
 /// entry as root on each brick and gives it its owner after, and a lookup
 /// from another client in between, or a self-heal that copied the entry
@@ -991,6 +988,9 @@ fn is_denied(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::EACCES)
 }
 
+/// Errors that mean the file, or the name we had for it, is gone: removed
+/// (`ENOENT`), or replaced on another host of a network filesystem while
+/// this host's client still had the old one (`ESTALE`).
 fn is_gone(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESTALE)
 }

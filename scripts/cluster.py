@@ -81,7 +81,7 @@ def start_daemon(mount):
     for _ in range(500):
         with open(log) as f:
             for line in f:
-                if "listening on" in line:
+                if "listening on" in line and line.endswith("\n"):
                     addr = line.rsplit(" ", 1)[1].strip().removeprefix("http://")
                     return p, addr, mount
         if p.poll() is not None:

@@ -51,7 +51,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
                     ExitCode::SUCCESS
                 }
                 Ok(None) => {
-                    eprintln!("fileupload: upload {id} has no complete file {n}");
+                    crate::log::say!("upload {id} has no complete file {n}");
                     ExitCode::FAILURE
                 }
                 Err(e) => refused(Err(e)),
@@ -175,7 +175,7 @@ fn refused(result: crate::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("fileupload: {}", e.message());
+            crate::log::say!("{}", e.message());
             ExitCode::FAILURE
         }
     }

@@ -43,13 +43,30 @@ fn log_field(text: &str) -> String {
     if field.is_empty() { "-".into() } else { field }
 }
 
+/// Writes `fileupload: ` and the message as one line on stderr, in one
+/// write: stderr is unbuffered, and `eprintln!` writes each piece of its
+/// format on its own, so a reader of the log (a test waiting for
+/// `listening on ADDR`, a log shipper) could see half a line, and the
+/// lines of concurrent threads could cut into each other.
+pub fn message(args: std::fmt::Arguments) {
+    let line = format!("fileupload: {args}\n");
+    // Nowhere to report a failed log write.
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// [`message`] with `format!`'s arguments.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::log::message(format_args!($($arg)*))
+    };
+}
+pub(crate) use say;
+
 /// Writes `time host method path status bytes duration identifier` to
 /// stderr, where bytes are the request body bytes read and host is the
 /// one [`set_host`] named, so that the logs of a fleet can be merged.
 pub(crate) fn request(method: &str, path: &str, outcome: &Outcome, took: Duration) {
-    // One write per line: stderr is unbuffered, and `eprintln!` would write
-    // each piece on its own (15 system calls a request), letting the lines
-    // of concurrent requests cut into each other.
+    // One write per line, as in `message`.
     let line = format!(
         "{} {} {} {} {} {} {:.3}s {}\n",
         timestamp(SystemTime::now()),

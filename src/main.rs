@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     match fileupload::commands::run(cli) {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("fileupload: {message}");
+            fileupload::log::message(format_args!("{message}"));
             if under_cgi {
                 cgi::answer_startup_failure();
             }

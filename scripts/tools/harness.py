@@ -51,7 +51,7 @@ def wait_listening(p, log):
     for _ in range(250):
         with open(log) as f:
             for line in f:
-                if "listening on" in line:
+                if "listening on" in line and line.endswith("\n"):
                     return line.rsplit(" ", 1)[1].strip()
         if p.poll() is not None:
             break

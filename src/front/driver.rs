@@ -93,14 +93,14 @@ pub fn run(
     }
     let left = uploads();
     if left > 0 {
-        eprintln!(
-            "fileupload: stopping with {left} upload(s) unfinished after the grace period; they end as interrupted"
+        crate::log::say!(
+            "stopping with {left} upload(s) unfinished after the grace period; they end as interrupted"
         );
     }
     if failed.load(Ordering::SeqCst) {
         return Err("the listening socket failed".into());
     }
-    eprintln!("fileupload: stopped");
+    crate::log::say!("stopped");
     Ok(())
 }
 
@@ -117,7 +117,7 @@ fn accept(driver: &Arc<Driver>, listener: &Listener, failed: &AtomicBool, front:
                     continue;
                 }
                 None => {
-                    eprintln!("fileupload: cannot accept connections: {e}");
+                    crate::log::say!("cannot accept connections: {e}");
                     failed.store(true, Ordering::SeqCst);
                     return;
                 }
@@ -133,7 +133,7 @@ fn accept(driver: &Arc<Driver>, listener: &Listener, failed: &AtomicBool, front:
             .spawn(move || front.serve(&driver, socket, &tracker));
         if let Err(e) = started {
             // The socket went with the closure: the peer sees it closed.
-            eprintln!("fileupload: connection dropped: cannot start its thread: {e}");
+            crate::log::say!("connection dropped: cannot start its thread: {e}");
         }
     }
 }

@@ -110,7 +110,7 @@ impl Backend {
 /// The client learns that the application failed; where it is and why
 /// go only to the log.
 fn unreachable_app(url: &str, e: &dyn std::fmt::Display) -> Error {
-    eprintln!("fileupload: the application at {url} failed: {e}");
+    crate::log::say!("the application at {url} failed: {e}");
     Error::new(ErrorKind::BadGateway, "the application cannot be reached")
 }
 

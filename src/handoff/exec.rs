@@ -23,10 +23,7 @@ pub(crate) fn run_program(
     stdin: &mut dyn Read,
 ) -> Result<Response> {
     let failed = |e: &dyn std::fmt::Display| {
-        eprintln!(
-            "fileupload: the application {} failed: {e}",
-            program.to_string_lossy()
-        );
+        crate::log::say!("the application {} failed: {e}", program.to_string_lossy());
         Error::new(ErrorKind::BadGateway, "the application failed")
     };
     let mut child = Command::new(program)

@@ -105,13 +105,13 @@ impl Service {
                 let shown = outcome.identifier.as_deref();
                 match self.hand_over(application, shown, &forwarded) {
                     Ok(response) if response.status < 400 => {}
-                    Ok(response) => eprintln!(
-                        "fileupload: the application answered {} to the description of tus upload {}",
+                    Ok(response) => crate::log::say!(
+                        "the application answered {} to the description of tus upload {}",
                         response.status,
                         shown.unwrap_or("-")
                     ),
-                    Err(e) => eprintln!(
-                        "fileupload: the description of tus upload {} was not handed over: {e}",
+                    Err(e) => crate::log::say!(
+                        "the description of tus upload {} was not handed over: {e}",
                         shown.unwrap_or("-")
                     ),
                 }
@@ -168,8 +168,8 @@ fn relayed_header(name: &str, value: &str) -> Option<(HeaderName, HeaderValue)> 
     match (HeaderName::new(name), HeaderValue::new(value)) {
         (Ok(name), Ok(value)) => Some((name, value)),
         (Err(why), _) | (_, Err(why)) => {
-            eprintln!(
-                "fileupload: dropped a header of the application's answer: {why}: {:?}",
+            crate::log::say!(
+                "dropped a header of the application's answer: {why}: {:?}",
                 name
             );
             None

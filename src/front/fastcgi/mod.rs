@@ -38,10 +38,7 @@ pub fn serve(service: Service, listen: Option<&str>, workers: &Workers) -> Resul
                 .to_string()
         })?,
     };
-    eprintln!(
-        "fileupload: FastCGI responder listening on {}",
-        listener.name()
-    );
+    crate::log::say!("FastCGI responder listening on {}", listener.name());
     let max = workers.max_connections;
     driver::run(listener, service, workers, FastCgi { max })
 }
@@ -56,7 +53,7 @@ impl Front for FastCgi {
     fn serve(&self, driver: &Driver, socket: Socket, tracker: &Tracker) {
         let conn = Connection::new(socket, self.max);
         if let Err(why) = serve_connection(conn, &driver.service, &driver.uploads, Some(tracker)) {
-            eprintln!("fileupload: FastCGI connection closed: {why}");
+            crate::log::say!("FastCGI connection closed: {why}");
         }
     }
 

@@ -39,7 +39,7 @@ pub fn serve(service: Service, listen: &str, workers: &Workers) -> Result<(), St
     } else {
         format!("http://{}", listener.name())
     };
-    eprintln!("fileupload: listening on {shown}");
+    crate::log::say!("listening on {shown}");
     driver::run(listener, service, workers, Http)
 }
 

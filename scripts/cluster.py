@@ -33,6 +33,12 @@ each writing its PID to WORK/pids, and runs the named checks:
   brick    the second brick's process (CLUSTER_VOLUME, CLUSTER_BRICK_DIRS)
            killed mid-upload on A: the upload completes; the brick started
            again and healed, the stored file is right on both bricks
+  tus      one tus upload across the fleet's hosts (started as for
+           `fleet` when that check did not run): created on A, PATCHed on
+           B, its offset read on C, a PATCH on C cut off mid-body (what
+           arrived is kept), a PATCH on B with a stale offset answered 409,
+           the rest sent to A; then `done` with the right sha256 on every
+           host and through the balancer, the stored file right
   healthz  /healthz answers 200 on every host; then, with an upload running
            on the last host, that host's Gluster client (its FUSE process,
            PIDs in CLUSTER_FUSE_PIDS, one per MOUNT) is killed: 503 there,
@@ -543,7 +549,7 @@ def start_fleet():
 
 
 def check_fleet(uploads, parallel, rate):
-    lb, hosts, pools, lb_log = start_fleet()
+    lb, hosts, pools, lb_log = fleet()
     names = dict(zip(hosts, "ABC"))
     running = {}
     done = threading.Event()
@@ -631,6 +637,103 @@ def check_fleet(uploads, parallel, rate):
           f"{polls[0]} status polls ({polls[0] / took:.0f}/s) on A, B, C and the balancer, "
           f"misreported {misreported}, other problems {len(problems)}, received backwards "
           f"on one host {len(backwards)}", flush=True)
+fleet_started = []
+
+
+def fleet():
+    """The fleet of start_fleet, started once."""
+    if not fleet_started:
+        fleet_started.append(start_fleet())
+    return fleet_started[0]
+
+
+def tus(addr, method, target, headers=(), body=b"", send=None):
+    """One tus request: (status, headers with lower-case names, body).
+    With `send`, only that many bytes of the body are sent before the
+    connection is closed, and (0, {}, b"") is returned."""
+    host, port = addr.split(":")
+    head = [f"{method} {target} HTTP/1.1", "Host: x", "Tus-Resumable: 1.0.0",
+            f"Content-Length: {len(body)}", "Connection: close", *headers]
+    with socket.create_connection((host, int(port)), timeout=60) as s:
+        s.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        if send is not None:
+            s.sendall(body[:send])
+            # Time for the server to read what was sent (a reset drops what
+            # its kernel holds unread), then a reset, not a FIN: the client
+            # is gone, as when a network breaks.
+            time.sleep(1)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            return 0, {}, b""
+        s.sendall(body)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    m = re.match(r"HTTP/1\.1 (\d+)", lines[0])
+    fields = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    return (int(m.group(1)) if m else 0), fields, rest
+
+
+def check_tus():
+    lb, hosts, pools, _ = fleet()
+    a, b, c = hosts
+    data = os.urandom(12 << 20)
+    mib = 1 << 20
+    patch = ["Content-Type: application/offset+octet-stream"]
+    code, h, _ = tus(a, "POST", "/fleet/files", [f"Upload-Length: {len(data)}",
+                                                 "Upload-Metadata: filename Y3Jvc3MuYmlu"])
+    if code != 201 or "location" not in h:
+        fail(f"tus: creation on A answered {code} {h}")
+        return
+    i = h["location"].rsplit("/", 1)[1]
+    url = f"/fleet/files/{i}"
+    code, h, _ = tus(b, "PATCH", url, patch + ["Upload-Offset: 0"], data[:4 * mib])
+    if code != 204 or h.get("upload-offset") != str(4 * mib):
+        fail(f"tus: PATCH on B answered {code} {h}")
+    code, h, _ = tus(c, "HEAD", url)
+    if code != 200 or h.get("upload-offset") != str(4 * mib) or h.get("upload-length") != str(len(data)):
+        fail(f"tus: HEAD on C after B's PATCH answered {code} {h}")
+    tus(c, "PATCH", url, patch + [f"Upload-Offset: {4 * mib}"], data[4 * mib:8 * mib], send=2 * mib)
+    code, h, _ = tus(b, "PATCH", url, patch + ["Upload-Offset: 0"], data[:mib])
+    if code not in (409, 423):
+        fail(f"tus: a PATCH on B at offset 0 answered {code} {h}")
+    # Until C's CGI process has seen its client go and saved (423 while
+    # it writes), then the rest from the offset A reports.
+    # C's CGI process keeps some of what arrived: more than 4 MiB, once
+    # it has saved (until then HEAD may say 4 MiB, and a PATCH 423).
+    heads = []
+
+    def resumed():
+        code, h, _ = tus(a, "HEAD", url)
+        heads.append((code, h.get("upload-offset")))
+        offset = int(h.get("upload-offset", "-1"))
+        if code != 200 or not 4 * mib < offset <= 6 * mib:
+            return None
+        code, h, _ = tus(a, "PATCH", url, patch + [f"Upload-Offset: {offset}"], data[offset:])
+        return None if code == 423 else (offset, code, h)
+    got = wait_for(resumed, 20, 0.2)
+    if not got:
+        fail(f"tus: the rest could not be sent to A; HEAD on A answered {heads[-5:]}")
+        return
+    offset, code, h = got
+    if code != 204 or h.get("upload-offset") != str(len(data)):
+        fail(f"tus: the last PATCH on A answered {code} {h}")
+    want = hashlib.sha256(data).hexdigest()
+    for addr in hosts + [lb]:
+        code, body = request(addr, "GET", f"/fleet/upload/status?X-Progress-ID={i}")
+        st = json.loads(body or b"{}")
+        if code != 200 or st.get("state") != "done" or st["files"][0].get("sha256") != want:
+            fail(f"tus: status of {i} on {addr}: {code} {st}")
+    with open(os.path.join(pools[0], i, "0"), "rb") as f:
+        right = hashlib.sha256(f.read()).hexdigest() == want
+    if not right:
+        fail("tus: the stored file is not what was sent")
+    print(f"tus: created on A, 4 MiB on B, a PATCH cut on C kept {offset - 4 * mib} bytes, "
+          f"the rest on A from {offset}; done with the right sha256 on A, B, C and the balancer, "
+          f"the stored file right: {right}", flush=True)
+
+
 def pool_gauges(text):
     """The fileupload_pool_* samples of a Prometheus text exposition."""
     return {line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1]
@@ -826,6 +929,8 @@ try:
             check_brick()
         elif c == "gauges":
             check_gauges()
+        elif c == "tus":
+            check_tus()
         elif c == "healthz":
             check_healthz()
         elif c == "load":

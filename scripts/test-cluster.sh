@@ -7,14 +7,15 @@
 # many uploads with pollers on every host, none misreported; a fleet: the
 # daemon, the FastCGI responder behind nginx and the CGI program under
 # Apache, one per mount, behind an nginx balancer (cluster.py says how);
-# the pool's gauges alike on every host; /healthz 503 on a host whose
+# a tus upload sent in parts to different hosts; the pool's gauges alike
+# on every host; /healthz 503 on a host whose
 # Gluster client is killed, 200 on the others.
 #
 # Installs glusterfs-server and glusterfs-client when missing (Debian).
 # Environment: BIN (default target/release/fileupload, built when missing),
 # HOSTS (default 3), RACE_ROUNDS, LOAD_UPLOADS, LOAD_POLLERS, LOAD_RATE,
 # FLEET_UPLOADS, FLEET_PARALLEL, FLEET_RATE, CHECKS (default "rising clear
-# cli kill race load fleet brick gauges healthz"; healthz leaves a mount
+# cli kill race load fleet tus brick gauges healthz"; healthz leaves a mount
 # dead, so it comes last), CLUSTER_MOUNT_OPTIONS,
 # CLUSTER_VOLUME_OPTIONS (see docs/cluster.md for both).
 set -euo pipefail
@@ -27,7 +28,7 @@ if [ ! -x "$BIN" ]; then
     (cd "$ROOT" && cargo build --release --quiet)
 fi
 HOSTS=${HOSTS:-3}
-CHECKS=${CHECKS:-rising clear cli kill race load fleet brick gauges healthz}
+CHECKS=${CHECKS:-rising clear cli kill race load fleet tus brick gauges healthz}
 export RACE_ROUNDS=${RACE_ROUNDS:-50} LOAD_UPLOADS=${LOAD_UPLOADS:-48} LOAD_POLLERS=${LOAD_POLLERS:-3}
 # The tested recipe (docs/cluster.md): the FUSE client keeps no names or
 # attributes, and the client translators that answer from a cache or open

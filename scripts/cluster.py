@@ -49,6 +49,7 @@ Exits 1 on any failure; prints one line per check with its figures.
 """
 import hashlib
 import json
+import multiprocessing
 import os
 import random
 import re
@@ -548,17 +549,53 @@ def start_fleet():
     return lb_addr, [a_addr, b_addr, c_addr], pools, lb_log
 
 
-def check_fleet(uploads, parallel, rate):
-    lb, hosts, pools, lb_log = fleet()
-    names = dict(zip(hosts, "ABC"))
-    running = {}
-    done = threading.Event()
-    problems, polls = [], [0]
-    backwards = []
+class Running(dict):
+    """The uploads running, by identifier, also written to a file at each
+    change, from which poller processes learn them."""
 
-    per_poller = rate / (4 * (len(hosts) + 1))
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self._write()
 
-    def poller(addr, cross_hosts):
+    def _write(self):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("\n".join(self))
+        os.replace(tmp, self.path)
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self._write()
+
+    def pop(self, key, default=None):
+        value = super().pop(key, default)
+        self._write()
+        return value
+
+
+def fleet_poller(addr, cross_hosts, threads, per_poller, ids_path, out_path, done):
+    """One process of `threads` pollers asking `addr` for the status of
+    uploads named in `ids_path`, each `per_poller` times a second, until
+    `done`; writes what they saw to `out_path` as JSON. A process of its
+    own: in the sender's, the pollers and the uploads' threads share one
+    interpreter lock, and fell short of the rate asked for."""
+    seen = {"polls": 0, "problems": [], "backwards": []}
+    mine = threading.Lock()
+    ids_cache = [0.0, []]
+
+    def running_ids():
+        with mine:
+            if time.monotonic() - ids_cache[0] > 0.02:
+                try:
+                    with open(ids_path) as f:
+                        ids_cache[1] = f.read().split()
+                except OSError:
+                    pass
+                ids_cache[0] = time.monotonic()
+            return ids_cache[1]
+
+    def poller():
         last = {}
         due = time.monotonic()
         while not done.is_set():
@@ -566,8 +603,7 @@ def check_fleet(uploads, parallel, rate):
             # answer does not lower the rate asked for.
             due += 1 / per_poller
             time.sleep(max(0.0, due - time.monotonic()))
-            with lock:
-                ids = list(running)
+            ids = running_ids()
             if not ids:
                 continue
             i = random.choice(ids)
@@ -575,24 +611,46 @@ def check_fleet(uploads, parallel, rate):
                 code, body = request(addr, "GET", f"/fleet/upload/status?X-Progress-ID={i}")
                 st = json.loads(body)
             except (OSError, ValueError) as e:
-                problems.append(f"status of {i} on {addr}: {e}")
+                seen["problems"].append(f"status of {i} on {addr}: {e}")
                 continue
-            with lock:
-                polls[0] += 1
+            with mine:
+                seen["polls"] += 1
             if code != 200:
-                problems.append(f"status of {i} on {addr}: {code} {st}")
+                seen["problems"].append(f"status of {i} on {addr}: {code} {st}")
             if st.get("error") == "upload interrupted":
-                problems.append(f"status of {i} on {addr} says interrupted: {st}")
+                seen["problems"].append(f"status of {i} on {addr} says interrupted: {st}")
             r = st.get("received") if st.get("state") == "uploading" else None
             if st.get("state") == "done":
                 r = 1 << 62
             if r is not None:
                 if r < last.get(i, 0) and not cross_hosts:
-                    backwards.append(f"{addr} {i}: {last[i]} then {r}")
+                    seen["backwards"].append(f"{addr} {i}: {last[i]} then {r}")
                 last[i] = max(r, last.get(i, 0))
 
-    pollers = [threading.Thread(target=poller, args=(h, h == lb), daemon=True)
-               for h in hosts + [lb] for _ in range(4)]
+    pool = [threading.Thread(target=poller, daemon=True) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    with open(out_path, "w") as f:
+        json.dump(seen, f)
+
+
+def check_fleet(uploads, parallel, rate):
+    lb, hosts, pools, lb_log = fleet()
+    names = dict(zip(hosts, "ABC"))
+    running = Running(os.path.join(WORK, "fleet.running"))
+    done = multiprocessing.Event()
+
+    # Enough pollers that each asks at most 8 times a second: one that
+    # waits for a slow answer (a CGI process, a busy mount) still keeps
+    # the rate asked for in all.
+    per_host = max(4, round(rate / 8 / (len(hosts) + 1)))
+    per_poller = rate / (per_host * (len(hosts) + 1))
+    outs = [os.path.join(WORK, f"fleet.polls.{n}") for n in range(len(hosts) + 1)]
+    pollers = [multiprocessing.Process(
+        target=fleet_poller, args=(h, h == lb, per_host, per_poller, running.path, out, done))
+        for h, out in zip(hosts + [lb], outs)]
     def through_balancer(_):
         i = ident("fleet")
         u = Upload(lb, i, os.urandom(random.randrange(64 << 10, 2 << 20)), step=65536,
@@ -600,6 +658,16 @@ def check_fleet(uploads, parallel, rate):
         u.target = f"/fleet/upload?X-Progress-ID={i}"
         return u
     sent, took = send_while_polling(uploads, parallel, running, through_balancer, pollers, done)
+    problems, backwards, polls = [], [], [0]
+    for p, out in zip(pollers, outs):
+        if p.exitcode != 0:
+            problems.append(f"a poller process ended with {p.exitcode}")
+            continue
+        with open(out) as f:
+            seen = json.load(f)
+        polls[0] += seen["polls"]
+        problems += seen["problems"]
+        backwards += seen["backwards"]
     misreported = 0
     for u in sent:
         want = hashlib.sha256(u.data).hexdigest()

@@ -1030,3 +1030,69 @@ fn the_application_gets_the_description_once() {
     let description: Value = posted.recv_timeout(Duration::from_secs(10)).unwrap().json();
     assert_eq!(description["files"][0]["sha256"], sha256(b"hi"));
 }
+
+/// The SHA-256 is carried from one request to the next in the bucket
+/// (`sha256.state`), so that completing an upload does not read the whole
+/// file again; a state that is damaged, or for another offset, is never
+/// taken, and the file is then read again.
+#[test]
+fn the_hash_is_carried_between_patches() {
+    let d = Daemon::start("tus-hash-state", &[]);
+    let source = data(3 * 1024 * 1024, 9);
+    let third = source.len() / 3;
+    let begin = |d: &Daemon| {
+        let path = create(d, source.len() as u64);
+        let a = patch(&mut d.connect(), &path, 0, &source[..third]);
+        assert_offset(&a, 204, &third.to_string());
+        let bucket = d.pool.join(id(&path));
+        (path, bucket)
+    };
+
+    // Carried: the state names the offset hashed up to. A byte changed on
+    // disk behind the server's back, below that offset, then does not
+    // reach the sha256: completion did not read the file again.
+    let (path, bucket) = begin(&d);
+    let state = std::fs::read(bucket.join("sha256.state")).unwrap();
+    assert_eq!(state.len(), 8 + 104 + 32);
+    assert_eq!(state[..8], (third as u64).to_le_bytes());
+    let part = bucket.join("0.part");
+    let mut bytes = std::fs::read(&part).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&part, &bytes).unwrap();
+    let a = patch(&mut d.connect(), &path, third as u64, &source[third..]);
+    assert_offset(&a, 204, &source.len().to_string());
+    let s = status(&d, &path);
+    assert_eq!(s["files"][0]["sha256"], sha256(&source), "{s}");
+    assert!(!bucket.join("sha256.state").exists());
+    let stored = std::fs::read(bucket.join("0")).unwrap();
+    assert_ne!(sha256(&stored), sha256(&source));
+
+    // A state for an earlier offset (put back over the current one).
+    let (path, bucket) = begin(&d);
+    let earlier = std::fs::read(bucket.join("sha256.state")).unwrap();
+    let a = patch(
+        &mut d.connect(),
+        &path,
+        third as u64,
+        &source[third..2 * third],
+    );
+    assert_eq!(a.status(), 204, "{}", a.head);
+    std::fs::write(bucket.join("sha256.state"), &earlier).unwrap();
+    let a = patch(
+        &mut d.connect(),
+        &path,
+        2 * third as u64,
+        &source[2 * third..],
+    );
+    assert_eq!(a.status(), 204, "{}", a.head);
+    assert_done(&d, &path, &source);
+
+    // A damaged state for the right offset: one byte of the hash changed.
+    let (path, bucket) = begin(&d);
+    let mut damaged = std::fs::read(bucket.join("sha256.state")).unwrap();
+    damaged[40] ^= 1;
+    std::fs::write(bucket.join("sha256.state"), &damaged).unwrap();
+    let a = patch(&mut d.connect(), &path, third as u64, &source[third..]);
+    assert_eq!(a.status(), 204, "{}", a.head);
+    assert_done(&d, &path, &source);
+}

@@ -11,6 +11,7 @@
 //! | `0`, `1`, …   | the stored files, by their order in the form, once complete  |
 //! | `0.part`, …   | a file being received                                        |
 //! | `cleared`     | a clear was asked while a writer held the bucket             |
+//! | `sha256.state` | a tus upload's SHA-256 so far, between its requests         |
 //!
 //! Only the holder of the exclusive lock writes in a bucket. A reader that
 //! finds `uploading` in `status.json` takes the lock (shared, without

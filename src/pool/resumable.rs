@@ -22,15 +22,17 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ring::digest;
+use sha2::digest::common::hazmat::SerializableState;
+use sha2::{Digest, Sha256};
 
 use super::{
     CLEARED, Hold, PUBLISH_BYTES, PUBLISH_INTERVAL, Pool, WRITER_LOCK_WAIT, clear_contents,
-    cleared_error, create_new, is_gone, lock_existing, read_status_fresh, remove_bucket, sync_dir,
-    write_status,
+    cleared_error, create_new, is_gone, lock_existing, read_nofollow, read_status_fresh,
+    remove_bucket, sync_dir, write_status,
 };
 use crate::model::error::{Error, ErrorKind, Result};
 use crate::model::identifier::{Identifier, to_hex};
@@ -47,6 +49,11 @@ const FIELD: &str = "file";
 /// Bytes written before the kernel is asked to start writing them to disk
 /// (see [`start_write_back`]).
 const WRITE_BACK_BYTES: u64 = 1 << 20;
+/// The file in a bucket that carries the SHA-256 of the data file's bytes
+/// from one request to the next (see [`HashState`]).
+const HASH_STATE: &str = "sha256.state";
+/// [`HASH_STATE`] while it is written.
+const HASH_STATE_TMP: &str = "sha256.state.tmp";
 /// Bytes hashed at a time when an upload completes.
 const HASH_BLOCK: usize = 1 << 20;
 
@@ -89,7 +96,9 @@ impl Pool {
         });
         write_status(&dir, &status, true)?;
         sync_dir(&dir)?;
-        Ok(Resumable::new(dir, lock, Some(file), status))
+        let mut upload = Resumable::new(dir, lock, Some(file), status);
+        upload.begin_hash(Some(Sha256::new()));
+        Ok(upload)
     }
 
     /// Takes a tus upload for writing: 404 when there is none under this
@@ -122,6 +131,8 @@ impl Pool {
                     .map_err(|e| Error::disk("open the uploaded file", &e))?;
                 let mut upload = Resumable::new(dir, lock, Some(file), status);
                 upload.settle()?;
+                let hash = HashState::load(&upload.dir, upload.offset());
+                upload.begin_hash(hash);
                 Ok(upload)
             }
             State::Starting | State::Error => Err(no_upload()),
@@ -173,6 +184,14 @@ pub(crate) struct Resumable {
     published_received: u64,
     /// Where the kernel was last asked to start writing the file back.
     written_back: u64,
+    /// The SHA-256 of the data file's bytes up to the offset, when known:
+    /// carried from request to request, so that completing an upload
+    /// does not read it all again. `None` once unknown (a writer killed
+    /// before it saved), and then the file is read again at completion.
+    hash: Option<Sha256>,
+    /// The hash where this request's bytes began: a chunk cut off again
+    /// (a checksum mismatch) takes the hash back with it.
+    hash_mark: Option<(u64, Sha256)>,
 }
 
 impl Resumable {
@@ -186,7 +205,16 @@ impl Resumable {
             published_at: Instant::now(),
             published_received: received,
             written_back: received,
+            hash: None,
+            hash_mark: None,
         }
+    }
+
+    /// Starts this request's hashing from `hash`, the SHA-256 of the bytes
+    /// up to the offset (when known).
+    fn begin_hash(&mut self, hash: Option<Sha256>) {
+        self.hash_mark = hash.clone().map(|h| (self.offset(), h));
+        self.hash = hash;
     }
 
     /// Whether the upload was complete already when it was taken.
@@ -260,6 +288,9 @@ impl Resumable {
             file.write_all(bytes)
                 .map_err(|e| Error::disk("write the uploaded file", &e))?;
         }
+        if let Some(hash) = &mut self.hash {
+            hash.update(bytes);
+        }
         self.status.received = Some(end);
         if let Some(file) = &self.file
             && end.saturating_sub(self.written_back) >= WRITE_BACK_BYTES
@@ -294,6 +325,12 @@ impl Resumable {
         }
         self.status.received = Some(offset);
         self.written_back = offset;
+        // The hash cannot forget bytes: back to where this request began,
+        // or unknown.
+        self.hash = match &self.hash_mark {
+            Some((at, hash)) if *at == offset => Some(hash.clone()),
+            _ => None,
+        };
         Ok(())
     }
 
@@ -323,12 +360,55 @@ impl Resumable {
             self.complete()?;
         } else {
             write_status(&self.dir, &self.status, true)?;
+            // After the status is durable (see HashState).
+            match &self.hash {
+                Some(hash) => HashState::save(&self.dir, self.offset(), hash),
+                None => HashState::forget(&self.dir),
+            }
         }
         drop(lock);
         Ok(self.status.clone())
     }
 
     fn complete(&mut self) -> Result<()> {
+        let (sha256, length) = match self.hash.take() {
+            Some(hash) => (to_hex(&hash.finalize()), self.file_length()?),
+            None => self.hash_file()?,
+        };
+        if length != self.offset() {
+            return Err(Error::internal(format!(
+                "the uploaded file holds {length} bytes where {} were stored",
+                self.offset()
+            )));
+        }
+        std::fs::rename(self.dir.join(DATA_PART), self.dir.join(DATA))
+            .map_err(|e| Error::disk("rename the uploaded file", &e))?;
+        HashState::forget(&self.dir);
+        self.status.files = Some(vec![FileInfo {
+            field: FIELD.to_owned(),
+            filename: self.status.filename.clone().unwrap_or_default(),
+            content_type: self.status.content_type.clone().unwrap_or_default(),
+            length: Some(length),
+            sha256: Some(sha256),
+            path: None,
+        }]);
+        self.status.state = State::Done;
+        sync_dir(&self.dir)?;
+        write_status(&self.dir, &self.status, true)?;
+        sync_dir(&self.dir)
+    }
+
+    /// The data file's length.
+    fn file_length(&self) -> Result<u64> {
+        std::fs::symlink_metadata(self.dir.join(DATA_PART))
+            .map(|m| m.len())
+            .map_err(|e| Error::disk("read the uploaded file", &e))
+    }
+
+    /// The SHA-256 and length of the data file, read again whole: its
+    /// bytes may have come from several requests, and the hash carried
+    /// between them was lost.
+    fn hash_file(&self) -> Result<(String, u64)> {
         // A file of its own: the writing one may have been opened
         // write-only (at creation).
         let mut reader = OpenOptions::new()
@@ -350,26 +430,63 @@ impl Resumable {
                 Err(e) => return Err(Error::disk("read the uploaded file", &e)),
             }
         }
-        if length != self.offset() {
-            return Err(Error::internal(format!(
-                "the uploaded file holds {length} bytes where {} were stored",
-                self.offset()
-            )));
+        Ok((to_hex(context.finish().as_ref()), length))
+    }
+}
+
+/// The SHA-256 of a data file's first bytes, kept in the bucket between
+/// requests: the hash's inner state (`sha2` can give it out and take it
+/// back; `ring` cannot), the offset it has hashed up to, and a SHA-256 of
+/// both, so that a file damaged by a crash is never taken for a state.
+///
+/// It is written only after the status with its offset is durable, and
+/// taken only for exactly the offset a request resumes at. The bytes below
+/// a durable offset never change (a later writer settles at that offset
+/// or beyond, and cuts off only what it wrote itself), so a state that
+/// names the offset is the hash of the bytes there. A state that is
+/// missing, damaged or for another offset (a writer killed between two
+/// saves) is not used: the file is read again when the upload completes.
+struct HashState;
+
+impl HashState {
+    /// Bytes of the check appended to the state.
+    const CHECK: usize = 32;
+
+    fn load(dir: &Path, offset: u64) -> Option<Sha256> {
+        let (bytes, _) = read_nofollow(&dir.join(HASH_STATE)).ok()?;
+        let (body, check) = bytes.split_at_checked(bytes.len().checked_sub(Self::CHECK)?)?;
+        if digest::digest(&digest::SHA256, body).as_ref() != check {
+            return None;
         }
-        std::fs::rename(self.dir.join(DATA_PART), self.dir.join(DATA))
-            .map_err(|e| Error::disk("rename the uploaded file", &e))?;
-        self.status.files = Some(vec![FileInfo {
-            field: FIELD.to_owned(),
-            filename: self.status.filename.clone().unwrap_or_default(),
-            content_type: self.status.content_type.clone().unwrap_or_default(),
-            length: Some(length),
-            sha256: Some(to_hex(context.finish().as_ref())),
-            path: None,
-        }]);
-        self.status.state = State::Done;
-        sync_dir(&self.dir)?;
-        write_status(&self.dir, &self.status, true)?;
-        sync_dir(&self.dir)
+        let (at, state) = body.split_first_chunk::<8>()?;
+        if u64::from_le_bytes(*at) != offset {
+            return None;
+        }
+        Sha256::deserialize(&state.try_into().ok()?).ok()
+    }
+
+    /// Writes the state (a new file renamed over the old, so that a reader
+    /// finds the old state or the new one). A failure is not an error of
+    /// the request: the file is then read again at completion.
+    fn save(dir: &Path, offset: u64, hash: &Sha256) {
+        let mut bytes = offset.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&hash.serialize());
+        let check = digest::digest(&digest::SHA256, &bytes);
+        bytes.extend_from_slice(check.as_ref());
+        let tmp = dir.join(HASH_STATE_TMP);
+        let _ = std::fs::remove_file(&tmp);
+        let written = create_new(&tmp)
+            .and_then(|mut f| f.write_all(&bytes))
+            .and_then(|()| std::fs::rename(&tmp, dir.join(HASH_STATE)));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+            Self::forget(dir);
+        }
+    }
+
+    /// Removes the state: it no longer applies (nor would it be taken).
+    fn forget(dir: &Path) {
+        let _ = std::fs::remove_file(dir.join(HASH_STATE));
     }
 }
 

@@ -1240,6 +1240,38 @@ fn concatenation_refusals() {
         assert_eq!(a.header("Tus-Resumable"), Some("1.0.0"));
         assert_eq!(a.header("Location"), None);
     }
+    // CR/LF in the value: a bare CR over HTTP, CR LF through CGI (as a
+    // web server may pass a folded or decoded header on): 400, and no
+    // header of it in the answer.
+    let mut s = d.connect();
+    let value = format!("final;{partial}\rSet-Cookie: x=y");
+    s.write_all(&request_head(
+        "POST",
+        "/files",
+        &[TUS, ("Upload-Concat", &value)],
+        Some(0),
+    ))
+    .unwrap();
+    let a = read_answer(&mut s, false);
+    assert_eq!(
+        (a.status(), a.header("Set-Cookie")),
+        (400, None),
+        "{}",
+        a.head
+    );
+    let value = format!("final;{partial}\r\nSet-Cookie: x=y");
+    let out = cgi(
+        &d.pool,
+        &[
+            ("REQUEST_METHOD", "POST"),
+            ("PATH_INFO", "/files"),
+            ("HTTP_UPLOAD_CONCAT", &value),
+            ("FILEUPLOAD_KEY_FILE", key_file.to_str().unwrap()),
+        ],
+        b"",
+    );
+    assert!(out.starts_with("Status: 400 Bad Request\r\n"), "{out}");
+    assert_eq!(header(&cgi_head(&out), "Set-Cookie"), None, "{out}");
     // A body with the final upload.
     let a = ask(
         &mut d.connect(),
@@ -1519,4 +1551,67 @@ fn gc_unfinished_removes_expired_uploads() {
     let mut expected = vec![later, done];
     expected.sort();
     assert_eq!(printed, expected);
+}
+
+/// The FastCGI responder sweeps too (the same connection driver): an
+/// upload a CGI process made on the pool it serves, expired, is removed
+/// without any request; SIGTERM then stops it.
+#[test]
+fn the_fastcgi_responder_sweeps_expired_uploads() {
+    let dir = common::TempDir::new("tus-fastcgi-sweep");
+    let pool = dir.pool();
+    let out = cgi(
+        &pool,
+        &[
+            ("REQUEST_METHOD", "POST"),
+            ("PATH_INFO", "/files"),
+            ("HTTP_UPLOAD_LENGTH", "10"),
+            ("FILEUPLOAD_EXPIRE_AFTER", "1s"),
+        ],
+        b"",
+    );
+    let upload = id(header(&cgi_head(&out), "Location").unwrap()).to_owned();
+    assert!(pool.join(&upload).exists());
+    /// The responder, killed if the test fails before it stops.
+    struct Responder(std::process::Child);
+    impl Drop for Responder {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    // Sweeping every second at --expire-after 1s.
+    let mut responder = std::process::Command::new(env!("CARGO_BIN_EXE_fileupload"))
+        .arg("--directory")
+        .arg(&pool)
+        .args(["fastcgi", "--listen", "127.0.0.1:0", "--expire-after", "1s"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = std::io::BufReader::new(responder.stderr.take().unwrap());
+    let mut responder = Responder(responder);
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in log.lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || lines.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(next().contains("FastCGI responder listening on"));
+    assert_eq!(
+        next(),
+        format!("fileupload: removed expired upload {upload}")
+    );
+    assert!(!pool.join(&upload).exists());
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &responder.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert_eq!(next(), "fileupload: stopped");
+    assert!(responder.0.wait().unwrap().success());
 }

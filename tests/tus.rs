@@ -1345,8 +1345,8 @@ fn cgi_head(out: &str) -> String {
 /// Expiration, by the CGI program (no sweep runs there, so each request
 /// finds what it finds): an unfinished upload's creation, PATCH and HEAD
 /// say `Upload-Expires`, `--expire-after` from the last write (the status
-/// records the same time); past it HEAD and PATCH answer 410 and remove
-/// the bucket, and then 404. A complete upload does not expire.
+/// records the same time); past it HEAD, PATCH and DELETE answer 410 and
+/// remove the bucket, and then 404. A complete upload does not expire.
 #[test]
 fn an_unfinished_upload_expires_with_410() {
     let dir = common::TempDir::new("tus-expire");
@@ -1382,6 +1382,7 @@ fn an_unfinished_upload_expires_with_410() {
     );
     let path = format!("/{}", header(&cgi_head(&out), "Location").unwrap());
     let other = format!("/{}", header(&cgi_head(&post("10")), "Location").unwrap());
+    let third = format!("/{}", header(&cgi_head(&post("10")), "Location").unwrap());
     // Complete at once: no expiry.
     let out = cgi(
         &pool,
@@ -1442,6 +1443,18 @@ fn an_unfinished_upload_expires_with_410() {
     let out = cgi_patch(&pool, &other, "0", b"x");
     assert!(out.starts_with("Status: 410 Gone\r\n"), "{out}");
     assert!(!pool.join(id(&other)).exists());
+    // And a DELETE.
+    let out = cgi(
+        &pool,
+        &[
+            ("REQUEST_METHOD", "DELETE"),
+            ("PATH_INFO", third.as_str()),
+            expire,
+        ],
+        b"",
+    );
+    assert!(out.starts_with("Status: 410 Gone\r\n"), "{out}");
+    assert!(!pool.join(id(&third)).exists());
     // The complete one stays.
     assert!(head(&done).starts_with("Status: 200 OK\r\n"));
 }

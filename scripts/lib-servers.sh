@@ -251,6 +251,14 @@ field() {
   tr -d '\r' <"$1" | sed -n "s/^$2: //Ip" | head -n 1
 }
 
+# located FILE: the upload ID at the end of the Location in the answer head
+# saved in FILE.
+located() {
+  local location
+  location=$(field "$1" Location)
+  echo "${location##*/}"
+}
+
 # tus_curl NAME ARGS…: curl with Tus-Resumable, the answer's head saved in
 # $WORK/NAME.tus.h; prints the status code.
 tus_curl() {
@@ -283,8 +291,7 @@ tus_suite() {
   # lighttpd answers 411 to a POST without Content-Length.
   code=$(tus_curl "$name" -X POST -H 'Content-Length: 0' -H "Upload-Length: $size" -H 'Upload-Metadata: filename dHVzLmJpbg==' "$url/files")
   check "$name: tus creation" 201 "$code"
-  id=$(field "$h" Location)
-  id=${id##*/}
+  id=$(located "$h")
   code=$(tus_curl "$name" -X PATCH -H 'Upload-Offset: 0' "${stream[@]}" --data-binary "@$WORK/tus.1" "$url/files/$id")
   check "$name: tus first PATCH" "204 $first" "$code $(field "$h" Upload-Offset)"
   code=$(tus_curl "$name" -I "$url/files/$id")
@@ -308,13 +315,11 @@ tus_suite() {
   code=$(tus_curl "$name" -X POST -H 'Upload-Concat: partial' -H "Upload-Length: $first" "${stream[@]}" \
     --data-binary "@$WORK/tus.1" "$url/files")
   check "$name: tus partial upload" "201 $first" "$code $(field "$h" Upload-Offset)"
-  p1=$(field "$h" Location)
-  p1=${p1##*/}
+  p1=$(located "$h")
   code=$(tus_curl "$name" -X POST -H 'Content-Length: 0' -H 'Upload-Concat: partial' \
     -H "Upload-Length: $((size - first))" "$url/files")
   check "$name: tus second partial upload" 201 "$code"
-  p2=$(field "$h" Location)
-  p2=${p2##*/}
+  p2=$(located "$h")
   code=$(tus_curl "$name" -X PATCH -H 'Upload-Offset: 0' "${stream[@]}" --data-binary "@$WORK/tus.2" "$url/files/$p2")
   check "$name: tus partial upload's PATCH" "204 $((size - first))" "$code $(field "$h" Upload-Offset)"
   code=$(tus_curl "$name" -I "$url/files/$p2")
@@ -326,8 +331,7 @@ tus_suite() {
   code=$(tus_curl "$name" -X POST -H 'Content-Length: 0' -H 'Upload-Metadata: filename am9pbmVkLmJpbg==' \
     -H "Upload-Concat: final;$url/files/$p1 $upath/files/$p2" "$url/files")
   check "$name: tus final upload" "201 $size" "$code $(field "$h" Upload-Offset)"
-  final=$(field "$h" Location)
-  final=${final##*/}
+  final=$(located "$h")
   sha=$(sha256sum <"$file" | cut -d' ' -f1)
   s=$(curl -s "$url/upload/status?X-Progress-ID=$final")
   check "$name: tus final upload done" "done joined.bin $sha" \

@@ -781,18 +781,52 @@ fn cgi(pool: &std::path::Path, env: &[(&str, &str)], body: &[u8]) -> String {
 
 /// A CGI PATCH of `bytes` at `offset` on `path`.
 fn cgi_patch(pool: &std::path::Path, path: &str, offset: &str, bytes: &[u8]) -> String {
+    cgi_patch_with(pool, path, offset, &[], bytes)
+}
+
+/// A CGI PATCH with `more` variables (settings, headers).
+fn cgi_patch_with(
+    pool: &std::path::Path,
+    path: &str,
+    offset: &str,
+    more: &[(&str, &str)],
+    bytes: &[u8],
+) -> String {
     let length = bytes.len().to_string();
-    cgi(
-        pool,
-        &[
-            ("REQUEST_METHOD", "PATCH"),
-            ("PATH_INFO", path),
-            ("HTTP_UPLOAD_OFFSET", offset),
-            ("CONTENT_TYPE", "application/offset+octet-stream"),
-            ("CONTENT_LENGTH", length.as_str()),
-        ],
-        bytes,
-    )
+    let mut env = vec![
+        ("REQUEST_METHOD", "PATCH"),
+        ("PATH_INFO", path),
+        ("HTTP_UPLOAD_OFFSET", offset),
+        ("CONTENT_TYPE", "application/offset+octet-stream"),
+        ("CONTENT_LENGTH", length.as_str()),
+    ];
+    env.extend_from_slice(more);
+    cgi(pool, &env, bytes)
+}
+
+/// A CGI creation on `pool` of an upload of `length` bytes, `body` its
+/// first bytes (creation-with-upload), by a process given
+/// `--expire-after EXPIRE`: the answer, asserted 201.
+fn cgi_create(pool: &std::path::Path, length: usize, expire: &str, body: &[u8]) -> String {
+    let (length, sent) = (length.to_string(), body.len().to_string());
+    let mut env = vec![
+        ("REQUEST_METHOD", "POST"),
+        ("PATH_INFO", "/files"),
+        ("HTTP_UPLOAD_LENGTH", length.as_str()),
+        ("FILEUPLOAD_EXPIRE_AFTER", expire),
+    ];
+    if !body.is_empty() {
+        env.push(("CONTENT_TYPE", "application/offset+octet-stream"));
+        env.push(("CONTENT_LENGTH", sent.as_str()));
+    }
+    let out = cgi(pool, &env, body);
+    assert!(out.starts_with("Status: 201 Created\r\n"), "{out}");
+    out
+}
+
+/// The path (`/files/ID`) in the `Location` of a CGI creation's answer.
+fn cgi_location(out: &str) -> String {
+    format!("/{}", header(&cgi_head(out), "Location").unwrap())
 }
 
 /// The CGI program, one process per request, as Apache runs it: the same
@@ -1352,20 +1386,6 @@ fn an_unfinished_upload_expires_with_410() {
     let dir = common::TempDir::new("tus-expire");
     let pool = dir.pool();
     let expire = ("FILEUPLOAD_EXPIRE_AFTER", "2s");
-    let post = |length: &str| {
-        let out = cgi(
-            &pool,
-            &[
-                ("REQUEST_METHOD", "POST"),
-                ("PATH_INFO", "/files"),
-                ("HTTP_UPLOAD_LENGTH", length),
-                expire,
-            ],
-            b"",
-        );
-        assert!(out.starts_with("Status: 201 Created\r\n"), "{out}");
-        out
-    };
     let head = |path: &str| {
         cgi(
             &pool,
@@ -1374,44 +1394,22 @@ fn an_unfinished_upload_expires_with_410() {
         )
     };
     let before = unix_now();
-    let out = post("10");
+    let out = cgi_create(&pool, 10, "2s", b"");
     let created = http_seconds(header(&cgi_head(&out), "Upload-Expires").unwrap());
     assert!(
         created >= before + 2 && created <= unix_now() + 3,
         "{before} {created}"
     );
-    let path = format!("/{}", header(&cgi_head(&out), "Location").unwrap());
-    let other = format!("/{}", header(&cgi_head(&post("10")), "Location").unwrap());
-    let third = format!("/{}", header(&cgi_head(&post("10")), "Location").unwrap());
+    let path = cgi_location(&out);
+    let other = cgi_location(&cgi_create(&pool, 10, "2s", b""));
+    let third = cgi_location(&cgi_create(&pool, 10, "2s", b""));
     // Complete at once: no expiry.
-    let out = cgi(
-        &pool,
-        &[
-            ("REQUEST_METHOD", "POST"),
-            ("PATH_INFO", "/files"),
-            ("HTTP_UPLOAD_LENGTH", "2"),
-            ("CONTENT_TYPE", "application/offset+octet-stream"),
-            ("CONTENT_LENGTH", "2"),
-            expire,
-        ],
-        b"ok",
-    );
+    let out = cgi_create(&pool, 2, "2s", b"ok");
     assert_eq!(header(&cgi_head(&out), "Upload-Expires"), None, "{out}");
-    let done = format!("/{}", header(&cgi_head(&out), "Location").unwrap());
+    let done = cgi_location(&out);
     // A write a second later moves the time on.
     sleep(Duration::from_millis(1100));
-    let out = cgi(
-        &pool,
-        &[
-            ("REQUEST_METHOD", "PATCH"),
-            ("PATH_INFO", path.as_str()),
-            ("HTTP_UPLOAD_OFFSET", "0"),
-            ("CONTENT_TYPE", "application/offset+octet-stream"),
-            ("CONTENT_LENGTH", "3"),
-            expire,
-        ],
-        b"abc",
-    );
+    let out = cgi_patch_with(&pool, &path, "0", &[expire], b"abc");
     assert!(out.starts_with("Status: 204 No Content\r\n"), "{out}");
     let patched = http_seconds(header(&cgi_head(&out), "Upload-Expires").unwrap());
     assert!(patched > created, "{created} {patched}");
@@ -1505,33 +1503,11 @@ fn the_daemon_sweeps_expired_uploads() {
 fn gc_unfinished_removes_expired_uploads() {
     let dir = common::TempDir::new("tus-gc-unfinished");
     let pool = dir.pool();
-    let create_with = |expire: &str| {
-        let out = cgi(
-            &pool,
-            &[
-                ("REQUEST_METHOD", "POST"),
-                ("PATH_INFO", "/files"),
-                ("HTTP_UPLOAD_LENGTH", "10"),
-                ("FILEUPLOAD_EXPIRE_AFTER", expire),
-            ],
-            b"",
-        );
-        id(header(&cgi_head(&out), "Location").unwrap()).to_owned()
+    let create = |length: usize, expire: &str, body: &[u8]| {
+        id(&cgi_location(&cgi_create(&pool, length, expire, body))).to_owned()
     };
-    let (soon, later) = (create_with("1s"), create_with("1h"));
-    let out = cgi(
-        &pool,
-        &[
-            ("REQUEST_METHOD", "POST"),
-            ("PATH_INFO", "/files"),
-            ("HTTP_UPLOAD_LENGTH", "2"),
-            ("CONTENT_TYPE", "application/offset+octet-stream"),
-            ("CONTENT_LENGTH", "2"),
-            ("FILEUPLOAD_EXPIRE_AFTER", "1s"),
-        ],
-        b"ok",
-    );
-    let done = id(header(&cgi_head(&out), "Location").unwrap()).to_owned();
+    let (soon, later) = (create(10, "1s", b""), create(10, "1h", b""));
+    let done = create(2, "1s", b"ok");
     let gc = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_fileupload"))
             .arg("--directory")
@@ -1573,17 +1549,7 @@ fn gc_unfinished_removes_expired_uploads() {
 fn the_fastcgi_responder_sweeps_expired_uploads() {
     let dir = common::TempDir::new("tus-fastcgi-sweep");
     let pool = dir.pool();
-    let out = cgi(
-        &pool,
-        &[
-            ("REQUEST_METHOD", "POST"),
-            ("PATH_INFO", "/files"),
-            ("HTTP_UPLOAD_LENGTH", "10"),
-            ("FILEUPLOAD_EXPIRE_AFTER", "1s"),
-        ],
-        b"",
-    );
-    let upload = id(header(&cgi_head(&out), "Location").unwrap()).to_owned();
+    let upload = id(&cgi_location(&cgi_create(&pool, 10, "1s", b""))).to_owned();
     assert!(pool.join(&upload).exists());
     /// The responder, killed if the test fails before it stops.
     struct Responder(std::process::Child);

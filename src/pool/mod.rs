@@ -138,13 +138,13 @@ impl Pool {
 
     /// The pool, with unfinished tus uploads expiring this long after
     /// their last write (`--expire-after`; 24 hours unless set).
-    pub fn with_expiry(mut self, after: Duration) -> Pool {
+    pub(crate) fn with_expiry(mut self, after: Duration) -> Pool {
         self.expire_after = after;
         self
     }
 
     /// How long an unfinished tus upload lives after its last write.
-    pub fn expire_after(&self) -> Duration {
+    pub(crate) fn expire_after(&self) -> Duration {
         self.expire_after
     }
 

@@ -207,7 +207,7 @@ impl Pool {
     /// Removes every expired unfinished tus upload (one a writer holds is
     /// left alone); returns their identifiers. The daemon and the FastCGI
     /// responder call it periodically, `fileupload gc --unfinished` once.
-    pub fn expire(&self) -> Result<Vec<Identifier>> {
+    pub(crate) fn expire(&self) -> Result<Vec<Identifier>> {
         let now = SystemTime::now();
         self.sweep(false, |fresh| {
             fresh.status.as_ref().is_some_and(|s| is_expired(s, now))

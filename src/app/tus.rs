@@ -1,7 +1,8 @@
 //! The tus 1.0.0 resumable upload protocol (tus.io): core, creation,
 //! creation-with-upload, creation-defer-length, termination, checksum,
-//! concatenation ([`concat`]) and expiration, over the pool's resumable uploads ([`crate::pool::resumable`]). The
-//! answers are typed ([`TusAnswer`]); `render.rs` writes their headers.
+//! concatenation ([`concat`]) and expiration, over the pool's resumable
+//! uploads ([`crate::pool::resumable`]). The answers are typed
+//! ([`TusAnswer`]); `render.rs` writes their headers.
 //!
 //! A tus upload's ID is a pool identifier (`ID`, or `ID:MAC` under a
 //! key), so its status, the CLI and `gc` work on it as on any upload.
@@ -121,10 +122,8 @@ impl App {
         let id = self.pool.create_identifier()?;
         let shown = self.pool.format_identifier(&id);
         outcome.identifier = Some(shown.clone());
-        let mut upload = self.pool.create_resumable(&id, length, &metadata)?;
-        if partial {
-            upload.set_concat(PARTIAL.to_owned());
-        }
+        let concat = partial.then(|| PARTIAL.to_owned());
+        let mut upload = self.pool.create_resumable(&id, length, &metadata, concat)?;
         if body {
             self.receive(&mut upload, request, outcome)?;
         }

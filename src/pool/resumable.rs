@@ -79,13 +79,16 @@ pub(crate) struct Info {
 
 impl Pool {
     /// Creates a tus upload under a new identifier: its bucket, an empty
-    /// data file, and its status, durably. The upload is returned held, so
-    /// that a body sent with the creation can be written at once.
+    /// data file, and its status, durably, with its `Upload-Concat` value
+    /// (`partial`, or `final;` and the URLs) when it has one. The upload is
+    /// returned held, so that a body sent with the creation (or a final
+    /// upload's partial ones) can be written at once.
     pub(crate) fn create_resumable(
         &self,
         id: &Identifier,
         length: Option<u64>,
         metadata: &Metadata,
+        concat: Option<String>,
     ) -> Result<Resumable> {
         let dir = self.bucket_dir(id);
         let lock = self.lock_for_writing(id)?;
@@ -102,7 +105,8 @@ impl Pool {
         status.metadata = (!metadata.pairs.is_empty()).then(|| metadata.pairs.clone());
         status.tus = Some(TusRecord {
             upload_metadata: (!metadata.raw.is_empty()).then(|| metadata.raw.clone()),
-            ..TusRecord::default()
+            upload_concat: concat,
+            expires: None,
         });
         let mut upload = Resumable::new(dir, lock, Some(file), status, self.expire_after);
         upload.stamp();
@@ -326,14 +330,6 @@ impl Resumable {
             .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
         if let Some(tus) = self.status.tus.as_mut() {
             tus.expires = expires;
-        }
-    }
-
-    /// Marks the upload with its `Upload-Concat` value (`partial`, or
-    /// `final;` and the URLs), recorded with its status.
-    pub(crate) fn set_concat(&mut self, value: String) {
-        if let Some(tus) = self.status.tus.as_mut() {
-            tus.upload_concat = Some(value);
         }
     }
 

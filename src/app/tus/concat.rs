@@ -59,8 +59,9 @@ impl App {
         let id = self.pool.create_identifier()?;
         let shown = self.pool.format_identifier(&id);
         outcome.identifier = Some(shown.clone());
-        let mut upload = self.pool.create_resumable(&id, Some(total), &metadata)?;
-        upload.set_concat(value);
+        let mut upload = self
+            .pool
+            .create_resumable(&id, Some(total), &metadata, Some(value))?;
         let copied = parts.iter().enumerate().try_for_each(|(n, (id, length))| {
             let (file, now) = self.pool.open_partial(id).map_err(|e| naming(n, e))?;
             if now != *length {

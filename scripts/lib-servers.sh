@@ -251,6 +251,14 @@ field() {
   tr -d '\r' <"$1" | sed -n "s/^$2: //Ip" | head -n 1
 }
 
+# located FILE: the upload ID at the end of the Location in the answer head
+# saved in FILE.
+located() {
+  local location
+  location=$(field "$1" Location)
+  echo "${location##*/}"
+}
+
 # tus_curl NAME ARGS…: curl with Tus-Resumable, the answer's head saved in
 # $WORK/NAME.tus.h; prints the status code.
 tus_curl() {
@@ -262,9 +270,12 @@ tus_curl() {
 # tus_suite NAME URL POOL: the tus protocol through this front end (tests/tus.rs
 # has every row against the daemon): OPTIONS, a creation with metadata, the
 # bytes in two PATCHes (the second a POST with X-HTTP-Method-Override), HEAD
-# between them, the status and the stored bytes, then termination.
+# between them (with Upload-Expires), the status and the stored bytes, then
+# termination; then concatenation: the two pieces as partial uploads, a
+# final upload naming one by its absolute URL and one by its path, its
+# sha256 and bytes, and a PATCH on it refused.
 tus_suite() {
-  local name=$1 url=$2 pool=$3 code id size first=$((1024 * 1024)) s
+  local name=$1 url=$2 pool=$3 code id size first=$((1024 * 1024)) s p1 p2 final rest upath sha
   local file="$WORK/tus.bin" h="$WORK/$name.tus.h"
   local stream=(-H 'Content-Type: application/offset+octet-stream')
   if [ ! -f "$file" ]; then
@@ -280,12 +291,12 @@ tus_suite() {
   # lighttpd answers 411 to a POST without Content-Length.
   code=$(tus_curl "$name" -X POST -H 'Content-Length: 0' -H "Upload-Length: $size" -H 'Upload-Metadata: filename dHVzLmJpbg==' "$url/files")
   check "$name: tus creation" 201 "$code"
-  id=$(field "$h" Location)
-  id=${id##*/}
+  id=$(located "$h")
   code=$(tus_curl "$name" -X PATCH -H 'Upload-Offset: 0' "${stream[@]}" --data-binary "@$WORK/tus.1" "$url/files/$id")
   check "$name: tus first PATCH" "204 $first" "$code $(field "$h" Upload-Offset)"
   code=$(tus_curl "$name" -I "$url/files/$id")
   check "$name: tus HEAD" "200 $first $size" "$code $(field "$h" Upload-Offset) $(field "$h" Upload-Length)"
+  date -d "$(field "$h" Upload-Expires)" +%s >/dev/null 2>&1 && ok || fail "$name: tus HEAD without an Upload-Expires date"
   s=$(curl -s "$url/upload/status?X-Progress-ID=$id")
   check "$name: tus status between PATCHes" "uploading $first" "$(jget "$s" 'j["state"] + " " + str(j["received"])')"
   code=$(tus_curl "$name" -X POST -H 'X-HTTP-Method-Override: PATCH' -H "Upload-Offset: $first" "${stream[@]}" \
@@ -300,6 +311,37 @@ tus_suite() {
   code=$(tus_curl "$name" -I "$url/files/$id")
   check "$name: tus HEAD after termination" 404 "$code"
   [ ! -e "$pool/$id" ] && ok || fail "$name: tus bucket left after termination"
+
+  code=$(tus_curl "$name" -X POST -H 'Upload-Concat: partial' -H "Upload-Length: $first" "${stream[@]}" \
+    --data-binary "@$WORK/tus.1" "$url/files")
+  check "$name: tus partial upload" "201 $first" "$code $(field "$h" Upload-Offset)"
+  p1=$(located "$h")
+  code=$(tus_curl "$name" -X POST -H 'Content-Length: 0' -H 'Upload-Concat: partial' \
+    -H "Upload-Length: $((size - first))" "$url/files")
+  check "$name: tus second partial upload" 201 "$code"
+  p2=$(located "$h")
+  code=$(tus_curl "$name" -X PATCH -H 'Upload-Offset: 0' "${stream[@]}" --data-binary "@$WORK/tus.2" "$url/files/$p2")
+  check "$name: tus partial upload's PATCH" "204 $((size - first))" "$code $(field "$h" Upload-Offset)"
+  code=$(tus_curl "$name" -I "$url/files/$p2")
+  check "$name: tus HEAD of a partial upload" "200 partial" "$code $(field "$h" Upload-Concat)"
+  # The second by its path, as a client given a relative Location sends it.
+  rest=${url#*://}
+  upath=""
+  [[ $rest == */* ]] && upath="/${rest#*/}"
+  code=$(tus_curl "$name" -X POST -H 'Content-Length: 0' -H 'Upload-Metadata: filename am9pbmVkLmJpbg==' \
+    -H "Upload-Concat: final;$url/files/$p1 $upath/files/$p2" "$url/files")
+  check "$name: tus final upload" "201 $size" "$code $(field "$h" Upload-Offset)"
+  final=$(located "$h")
+  sha=$(sha256sum <"$file" | cut -d' ' -f1)
+  s=$(curl -s "$url/upload/status?X-Progress-ID=$final")
+  check "$name: tus final upload done" "done joined.bin $sha" \
+    "$(jget "$s" 'j["state"] + " " + j["filename"] + " " + j["files"][0]["sha256"]')"
+  cmp -s "$file" "$pool/$final/0" && ok || fail "$name: tus final upload's file differs"
+  code=$(tus_curl "$name" -I "$url/files/$final")
+  check "$name: tus HEAD of the final upload" "200 $size final;$url/files/$p1 $upath/files/$p2" \
+    "$code $(field "$h" Upload-Length) $(field "$h" Upload-Concat)"
+  code=$(tus_curl "$name" -X PATCH -H "Upload-Offset: $size" "${stream[@]}" --data-binary x "$url/files/$final")
+  check "$name: tus PATCH on the final upload" 403 "$code"
 }
 
 # exec_suite NAME URL POOL: URL runs the program with --exec $APP.

@@ -27,9 +27,11 @@ args=("${args[@]/127.0.0.1:8080/127.0.0.1:0}")
 PIDS+=("$!")
 for i in $(seq 1 100); do grep -q 'listening on' "$WORK/unit-daemon.log" && break; sleep 0.05; done
 grep -q 'listening on http://127.0.0.1:' "$WORK/unit-daemon.log" && ok || fail "the unit's daemon did not start: $(cat "$WORK/unit-daemon.log")"
-# The gc line runs.
-cmd=$(sed -n 's|^ExecStart=/usr/local/bin/fileupload ||p' "$root/docs/systemd/fileupload-gc.service")
-read -r -a args <<<"$cmd"
-"$BIN" --directory "$WORK/pool" "${args[@]}" && ok || fail "the gc unit's command failed"
+# The gc lines run.
+for unit in fileupload-gc.service fileupload-gc-unfinished.service; do
+  cmd=$(sed -n 's|^ExecStart=/usr/local/bin/fileupload ||p' "$root/docs/systemd/$unit")
+  read -r -a args <<<"$cmd"
+  "$BIN" --directory "$WORK/pool" "${args[@]}" && ok || fail "$unit's command failed"
+done
 
 finish

@@ -59,6 +59,18 @@ pub struct SettingsArgs {
     /// may be given in FILEUPLOAD_KEY instead, never as a flag).
     #[arg(long, env = "FILEUPLOAD_KEY_FILE", global = true, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
+    /// How long an unfinished tus upload lives after its last write (or
+    /// its creation): 45s, 30m, 12h, 7d. Then it answers 410 and is
+    /// removed (by the daemon and the FastCGI responder themselves, by
+    /// `gc --unfinished` for CGI).
+    #[arg(
+        long,
+        env = "FILEUPLOAD_EXPIRE_AFTER",
+        default_value = "24h",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub expire_after: String,
 }
 
 impl SettingsArgs {
@@ -71,6 +83,7 @@ impl SettingsArgs {
             max_files: self.max_files,
             upload_url: self.upload_url.clone(),
             key_file: self.key_file.clone(),
+            expire_after: self.expire_after.clone(),
             key: std::env::var_os("FILEUPLOAD_KEY").map(|k| k.into_vec()),
         }
     }
@@ -105,11 +118,24 @@ pub enum Command {
     },
     /// Print every upload's status, one JSON per line.
     List,
-    /// Remove finished uploads older than a duration, and interrupted ones.
+    /// Remove finished uploads older than a duration, and interrupted ones
+    /// (--older-than); remove expired unfinished tus uploads
+    /// (--unfinished). Prints the identifiers removed.
+    #[command(group(
+        clap::ArgGroup::new("what")
+            .required(true)
+            .multiple(true)
+            .args(["older_than", "unfinished"])
+    ))]
     Gc {
         /// Age past which finished uploads go: 30m, 12h, 7d.
         #[arg(long, value_name = "DURATION")]
-        older_than: String,
+        older_than: Option<String>,
+        /// Remove the unfinished tus uploads that have expired (see
+        /// --expire-after): what the daemon and the FastCGI responder do
+        /// by themselves, for CGI deployments.
+        #[arg(long)]
+        unfinished: bool,
     },
     /// Print the pool's gauges (buckets by state, bytes stored) in the
     /// Prometheus text format, for node_exporter's textfile collector.

@@ -67,9 +67,21 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             ExitCode::SUCCESS
         }
-        Command::Gc { older_than } => {
-            let age = parse_duration(&older_than).map_err(|e| format!("--older-than: {e}"))?;
-            for id in pool.gc(age).map_err(|e| e.to_string())? {
+        Command::Gc {
+            older_than,
+            unfinished,
+        } => {
+            let age = older_than
+                .map(|age| parse_duration(&age).map_err(|e| format!("--older-than: {e}")))
+                .transpose()?;
+            let mut removed = Vec::new();
+            if unfinished {
+                removed.extend(pool.expire().map_err(|e| e.to_string())?);
+            }
+            if let Some(age) = age {
+                removed.extend(pool.gc(age).map_err(|e| e.to_string())?);
+            }
+            for id in removed {
                 println!("{}", id.as_str());
             }
             ExitCode::SUCCESS

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::app::App;
 use crate::app::intercept::Limits;
 use crate::model::identifier::Signer;
-use crate::model::units::parse_size;
+use crate::model::units::{parse_duration, parse_size};
 use crate::pool::Pool;
 
 /// The settings shared by every subcommand.
@@ -26,6 +26,9 @@ pub struct Settings {
     pub key_file: Option<PathBuf>,
     /// The key itself (from `FILEUPLOAD_KEY`, never a flag).
     pub key: Option<Vec<u8>>,
+    /// How long an unfinished tus upload lives after its last write, as
+    /// given (see [`parse_duration`]).
+    pub expire_after: String,
 }
 
 /// Everything a subcommand needs, checked.
@@ -43,8 +46,14 @@ impl Config {
     /// Checks the settings and opens the pool.
     pub fn load(settings: &Settings) -> Result<Config, String> {
         let max_size = parse_size(&settings.max_size).map_err(|e| format!("--max-size: {e}"))?;
+        let expire_after =
+            parse_duration(&settings.expire_after).map_err(|e| format!("--expire-after: {e}"))?;
+        if expire_after.is_zero() {
+            return Err("--expire-after: must be more than 0".into());
+        }
         let pool = Pool::open(&settings.directory, Config::signer(settings)?)
-            .map_err(|e| e.message().to_owned())?;
+            .map_err(|e| e.message().to_owned())?
+            .with_expiry(expire_after);
         let upload_url = Config::upload_url(settings);
         Ok(Config {
             pool,

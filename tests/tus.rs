@@ -257,7 +257,10 @@ fn options_says_what_is_implemented() {
         assert_eq!(a.header("Tus-Version"), Some("1.0.0"));
         assert_eq!(
             a.header("Tus-Extension"),
-            Some("creation,creation-with-upload,creation-defer-length,termination,checksum")
+            Some(
+                "creation,creation-with-upload,creation-defer-length,termination,checksum,\
+                 concatenation,expiration"
+            )
         );
         assert_eq!(a.header("Tus-Checksum-Algorithm"), Some("sha1,sha256"));
         assert_eq!(a.header("Tus-Max-Size"), Some("2097152"));
@@ -778,18 +781,52 @@ fn cgi(pool: &std::path::Path, env: &[(&str, &str)], body: &[u8]) -> String {
 
 /// A CGI PATCH of `bytes` at `offset` on `path`.
 fn cgi_patch(pool: &std::path::Path, path: &str, offset: &str, bytes: &[u8]) -> String {
+    cgi_patch_with(pool, path, offset, &[], bytes)
+}
+
+/// A CGI PATCH with `more` variables (settings, headers).
+fn cgi_patch_with(
+    pool: &std::path::Path,
+    path: &str,
+    offset: &str,
+    more: &[(&str, &str)],
+    bytes: &[u8],
+) -> String {
     let length = bytes.len().to_string();
-    cgi(
-        pool,
-        &[
-            ("REQUEST_METHOD", "PATCH"),
-            ("PATH_INFO", path),
-            ("HTTP_UPLOAD_OFFSET", offset),
-            ("CONTENT_TYPE", "application/offset+octet-stream"),
-            ("CONTENT_LENGTH", length.as_str()),
-        ],
-        bytes,
-    )
+    let mut env = vec![
+        ("REQUEST_METHOD", "PATCH"),
+        ("PATH_INFO", path),
+        ("HTTP_UPLOAD_OFFSET", offset),
+        ("CONTENT_TYPE", "application/offset+octet-stream"),
+        ("CONTENT_LENGTH", length.as_str()),
+    ];
+    env.extend_from_slice(more);
+    cgi(pool, &env, bytes)
+}
+
+/// A CGI creation on `pool` of an upload of `length` bytes, `body` its
+/// first bytes (creation-with-upload), by a process given
+/// `--expire-after EXPIRE`: the answer, asserted 201.
+fn cgi_create(pool: &std::path::Path, length: usize, expire: &str, body: &[u8]) -> String {
+    let (length, sent) = (length.to_string(), body.len().to_string());
+    let mut env = vec![
+        ("REQUEST_METHOD", "POST"),
+        ("PATH_INFO", "/files"),
+        ("HTTP_UPLOAD_LENGTH", length.as_str()),
+        ("FILEUPLOAD_EXPIRE_AFTER", expire),
+    ];
+    if !body.is_empty() {
+        env.push(("CONTENT_TYPE", "application/offset+octet-stream"));
+        env.push(("CONTENT_LENGTH", sent.as_str()));
+    }
+    let out = cgi(pool, &env, body);
+    assert!(out.starts_with("Status: 201 Created\r\n"), "{out}");
+    out
+}
+
+/// The path (`/files/ID`) in the `Location` of a CGI creation's answer.
+fn cgi_location(out: &str) -> String {
+    format!("/{}", header(&cgi_head(out), "Location").unwrap())
 }
 
 /// The CGI program, one process per request, as Apache runs it: the same
@@ -814,9 +851,14 @@ fn cgi_one_process_per_request() {
     let path = format!("/{location}");
     let patch = |offset: &str, bytes: &[u8]| cgi_patch(&pool, &path, offset, bytes);
     let out = patch("0", b"hel");
+    let answer = cgi_head(&out);
+    let expires = header(&answer, "Upload-Expires").unwrap();
     assert_eq!(
         out,
-        "Status: 204 No Content\r\nUpload-Offset: 3\r\nTus-Resumable: 1.0.0\r\n\r\n"
+        format!(
+            "Status: 204 No Content\r\nUpload-Offset: 3\r\nUpload-Expires: {expires}\r\n\
+             Tus-Resumable: 1.0.0\r\n\r\n"
+        )
     );
     let out = cgi(
         &[("REQUEST_METHOD", "HEAD"), ("PATH_INFO", path.as_str())],
@@ -1029,6 +1071,528 @@ fn the_application_gets_the_description_once() {
     assert_eq!(a.status(), 201, "{}", a.head);
     let description: Value = posted.recv_timeout(Duration::from_secs(10)).unwrap().json();
     assert_eq!(description["files"][0]["sha256"], sha256(b"hi"));
+    // A partial upload is a piece: not handed over; its final upload is,
+    // at its creation.
+    let (a, b) = (create_partial(&d, b"con"), create_partial(&d, b"cat"));
+    assert!(
+        posted.recv_timeout(Duration::from_millis(300)).is_err(),
+        "a partial upload handed over"
+    );
+    let r = create_final(&d, &format!("final;{a} {b}"), &[]);
+    assert_offset(&r, 201, "6");
+    let request = posted.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        request.header("X-Progress-ID"),
+        Some(id(r.header("Location").unwrap()))
+    );
+    let description: Value = request.json();
+    assert_eq!(description["files"][0]["sha256"], sha256(b"concat"));
+}
+
+/// A partial upload (`Upload-Concat: partial`) with all its bytes in its
+/// creation; its path.
+fn create_partial(d: &Daemon, bytes: &[u8]) -> String {
+    let length = bytes.len().to_string();
+    let a = ask(
+        &mut d.connect(),
+        "POST",
+        "/files",
+        &[
+            TUS,
+            STREAM,
+            ("Upload-Length", &length),
+            ("Upload-Concat", "partial"),
+        ],
+        bytes,
+    );
+    assert_eq!(a.status(), 201, "{}", a.head);
+    format!("/{}", a.header("Location").unwrap())
+}
+
+/// `POST …/files` with `Upload-Concat: VALUE` and `more` headers, no body.
+fn create_final(d: &Daemon, value: &str, more: &[(&str, &str)]) -> Answer {
+    let mut headers = vec![TUS, ("Upload-Concat", value)];
+    headers.extend_from_slice(more);
+    once(d, "POST", "/files", &headers, b"")
+}
+
+/// The buckets in the pool (its entries but hidden ones).
+fn buckets(pool: &std::path::Path) -> Vec<String> {
+    let mut names = common::entries(pool);
+    names.retain(|n| !n.starts_with('.'));
+    names
+}
+
+/// Concatenation: two partial uploads, one sent in PATCHes and one with
+/// its creation, then a final upload naming them by an absolute URL and
+/// by a path (as tus-js-client sends the Location it was given): its bytes
+/// are theirs in order, it is `done` with its own metadata, HEAD says
+/// `Upload-Concat` of each, a PATCH on the final is 403, and the partial
+/// uploads are kept (a client may DELETE them).
+#[test]
+fn concatenation_makes_a_final_upload_of_partial_ones() {
+    let d = Daemon::start("tus-concat", &[]);
+    let (first, second) = (data(300_000, 21), data(123_457, 22));
+    let a = once(
+        &d,
+        "POST",
+        "/files",
+        &[
+            TUS,
+            ("Upload-Length", &first.len().to_string()),
+            ("Upload-Concat", "partial"),
+        ],
+        b"",
+    );
+    assert_eq!(a.status(), 201, "{}", a.head);
+    assert!(a.header("Upload-Expires").is_some(), "{}", a.head);
+    let p1 = format!("/{}", a.header("Location").unwrap());
+    let h = once(&d, "HEAD", &p1, &[TUS], b"");
+    assert_eq!(h.header("Upload-Concat"), Some("partial"), "{}", h.head);
+    let mut s = d.connect();
+    assert_offset(&patch(&mut s, &p1, 0, &first[..100_000]), 204, "100000");
+    assert_offset(
+        &patch(&mut s, &p1, 100_000, &first[100_000..]),
+        204,
+        "300000",
+    );
+    let p2 = create_partial(&d, &second);
+    // A partial upload is done, but not handed over: its status says so.
+    let st = status(&d, &p1);
+    assert_eq!(st["state"], "done", "{st}");
+    assert_eq!(st["tus"]["upload-concat"], "partial", "{st}");
+    assert_eq!(st["files"][0]["sha256"], sha256(&first), "{st}");
+
+    let value = format!("final;http://{}{p1} {p2}", d.addr);
+    let a = create_final(
+        &d,
+        &value,
+        &[("Upload-Metadata", "filename am9pbmVkLmJpbg==")],
+    );
+    let total = first.len() + second.len();
+    assert_offset(&a, 201, &total.to_string());
+    assert_eq!(a.header("Upload-Expires"), None, "complete: no expiry");
+    let path = format!("/{}", a.header("Location").unwrap());
+    let whole: Vec<u8> = [first.as_slice(), second.as_slice()].concat();
+    assert_done(&d, &path, &whole);
+    let st = status(&d, &path);
+    assert_eq!(st["files"][0]["filename"], "joined.bin", "{st}");
+    assert_eq!(st["tus"]["upload-concat"], value.as_str(), "{st}");
+    let h = once(&d, "HEAD", &path, &[TUS], b"");
+    assert_eq!(h.status(), 200, "{}", h.head);
+    assert_eq!(h.header("Upload-Concat"), Some(value.as_str()));
+    assert_eq!(h.header("Upload-Offset"), Some(total.to_string().as_str()));
+    assert_eq!(h.header("Upload-Length"), Some(total.to_string().as_str()));
+    // A final upload is never written to: 403, whatever the offset.
+    for at in [0, total as u64] {
+        let a = patch(&mut d.connect(), &path, at, b"x");
+        assert_eq!(a.status(), 403, "{}", a.head);
+        assert_eq!(a.header("Tus-Resumable"), Some("1.0.0"));
+    }
+    assert_done(&d, &path, &whole);
+    // The partial uploads are kept: another final may use them again (the
+    // same one twice too), and their client may delete them.
+    let a = create_final(&d, &format!("final;{p2} {p2} {p1}"), &[]);
+    assert_eq!(a.status(), 201, "{}", a.head);
+    let again = format!("/{}", a.header("Location").unwrap());
+    assert_done(
+        &d,
+        &again,
+        &[second.as_slice(), second.as_slice(), first.as_slice()].concat(),
+    );
+    for p in [&p1, &p2] {
+        assert_eq!(once(&d, "HEAD", p, &[TUS], b"").status(), 200);
+        assert_eq!(once(&d, "DELETE", p, &[TUS], b"").status(), 204);
+    }
+    assert_done(&d, &path, &whole);
+}
+
+/// The final upload's refusals: a URL that names no upload of this pool
+/// (unknown, not an identifier, a MAC that does not verify) 404; one that
+/// names an upload that is not partial (an ordinary one, a final one) or a
+/// partial one not complete 400; malformed values 400; a final with a
+/// length or a body 400. Nothing is created by any of them.
+#[test]
+fn concatenation_refusals() {
+    let dir = common::TempDir::new("tus-concat-key");
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "concat-key").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let d = Daemon::start(
+        "tus-concat-refusals",
+        &["--key-file", key_file.to_str().unwrap()],
+    );
+    let partial = create_partial(&d, b"abc");
+    let (ordinary, unfinished) = (create_whole(&d, b"xyz"), create(&d, 10));
+    let ordinary = format!("/{}", ordinary.header("Location").unwrap());
+    let half = once(
+        &d,
+        "POST",
+        "/files",
+        &[TUS, ("Upload-Length", "10"), ("Upload-Concat", "partial")],
+        b"",
+    );
+    let half = format!("/{}", half.header("Location").unwrap());
+    assert_eq!(patch(&mut d.connect(), &half, 0, b"12345").status(), 204);
+    let fin = create_final(&d, &format!("final;{partial}"), &[]);
+    assert_eq!(fin.status(), 201, "{}", fin.head);
+    let fin = format!("/{}", fin.header("Location").unwrap());
+    let before = buckets(&d.pool);
+    // The partial upload's ID without its MAC, or with another.
+    let bare = partial.split(':').next().unwrap().to_owned();
+    let forged = format!("{bare}:{}", "0".repeat(partial.len() - bare.len() - 1));
+    let too_many = format!("final;{}", format!("{partial} ").repeat(257));
+    let cases: Vec<(String, u16)> = vec![
+        (format!("final;{partial} /files/{}", "f".repeat(32)), 404),
+        (format!("final;{partial} /files/..%2Fx"), 404),
+        (format!("final;{bare}"), 404),
+        (format!("final;{forged}"), 404),
+        (format!("final;/upload/{}", id(&partial)), 400),
+        (format!("final;{partial} {ordinary}"), 400),
+        (format!("final;{partial} {unfinished}"), 400),
+        (format!("final;{fin}"), 400),
+        (format!("final;{partial} {half}"), 400),
+        (format!("final;{partial}?x=1"), 400),
+        (format!("final;{partial}#x"), 400),
+        ("final;".to_owned(), 400),
+        (format!("final {partial}"), 400),
+        ("partial;x".to_owned(), 400),
+        (too_many, 400),
+    ];
+    let with = |more: (&'static str, &'static str)| (format!("final;{partial}"), vec![more], 400);
+    let cases = cases
+        .into_iter()
+        .map(|(value, status)| (value, vec![], status))
+        .chain([
+            with(("Upload-Length", "3")),
+            with(("Upload-Defer-Length", "1")),
+        ]);
+    for (value, more, expected) in cases {
+        let a = create_final(&d, &value, &more);
+        assert_eq!(a.status(), expected, "{value:?}: {}", a.head);
+        assert_eq!(a.header("Tus-Resumable"), Some("1.0.0"));
+        assert_eq!(a.header("Location"), None);
+    }
+    // CR/LF in the value: a bare CR over HTTP, CR LF through CGI (as a
+    // web server may pass a folded or decoded header on): 400, and no
+    // header of it in the answer.
+    let mut s = d.connect();
+    let value = format!("final;{partial}\rSet-Cookie: x=y");
+    s.write_all(&request_head(
+        "POST",
+        "/files",
+        &[TUS, ("Upload-Concat", &value)],
+        Some(0),
+    ))
+    .unwrap();
+    let a = read_answer(&mut s, false);
+    assert_eq!(
+        (a.status(), a.header("Set-Cookie")),
+        (400, None),
+        "{}",
+        a.head
+    );
+    let value = format!("final;{partial}\r\nSet-Cookie: x=y");
+    let out = cgi(
+        &d.pool,
+        &[
+            ("REQUEST_METHOD", "POST"),
+            ("PATH_INFO", "/files"),
+            ("HTTP_UPLOAD_CONCAT", &value),
+            ("FILEUPLOAD_KEY_FILE", key_file.to_str().unwrap()),
+        ],
+        b"",
+    );
+    assert!(out.starts_with("Status: 400 Bad Request\r\n"), "{out}");
+    assert_eq!(header(&cgi_head(&out), "Set-Cookie"), None, "{out}");
+    // A body with the final upload.
+    let a = ask(
+        &mut d.connect(),
+        "POST",
+        "/files",
+        &[TUS, STREAM, ("Upload-Concat", &format!("final;{partial}"))],
+        b"abc",
+    );
+    assert_eq!(a.status(), 400, "{}", a.head);
+    assert_eq!(buckets(&d.pool), before, "nothing created");
+    // The upload named with its MAC is a partial one: a final is made.
+    let a = create_final(&d, &format!("final;{partial} {partial}"), &[]);
+    assert_offset(&a, 201, "6");
+}
+
+/// A final upload whose total exceeds `--max-size` is 413, though each
+/// partial upload is within it; nothing is made.
+#[test]
+fn a_final_upload_over_max_size_is_413() {
+    let d = Daemon::start("tus-concat-max", &["--max-size", "10K"]);
+    let (a, b) = (data(6 * 1024, 31), data(4 * 1024, 32));
+    let (pa, pb) = (create_partial(&d, &a), create_partial(&d, &b));
+    let before = buckets(&d.pool);
+    let r = create_final(&d, &format!("final;{pa} {pb} {pb}"), &[]);
+    assert_eq!(r.status(), 413, "{}", r.head);
+    assert_eq!(buckets(&d.pool), before);
+    // At the limit exactly it is made.
+    let r = create_final(&d, &format!("final;{pa} {pb}"), &[]);
+    assert_offset(&r, 201, "10240");
+    let path = format!("/{}", r.header("Location").unwrap());
+    assert_done(&d, &path, &[a.as_slice(), b.as_slice()].concat());
+}
+
+/// Seconds since the Unix epoch now.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An IMF-fixdate (`Sun, 06 Dec 2026 21:12:56 GMT`) as seconds since the
+/// Unix epoch.
+fn http_seconds(date: &str) -> u64 {
+    let f: Vec<&str> = date.split([' ', ':']).collect();
+    assert_eq!((f.len(), f[7]), (8, "GMT"), "{date:?}");
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == f[2])
+    .unwrap() as i64
+        + 1;
+    let (day, year): (i64, i64) = (f[1].parse().unwrap(), f[3].parse().unwrap());
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let [h, m, s]: [i64; 3] = [4, 5, 6].map(|i| f[i].parse().unwrap());
+    (days * 86_400 + h * 3600 + m * 60 + s) as u64
+}
+
+/// The status lines and headers a CGI answer starts with, as a head.
+fn cgi_head(out: &str) -> String {
+    format!("x\r\n{out}")
+}
+
+/// Expiration, by the CGI program (no sweep runs there, so each request
+/// finds what it finds): an unfinished upload's creation, PATCH and HEAD
+/// say `Upload-Expires`, `--expire-after` from the last write (the status
+/// records the same time); past it HEAD, PATCH and DELETE answer 410 and
+/// remove the bucket, and then 404. A complete upload does not expire.
+#[test]
+fn an_unfinished_upload_expires_with_410() {
+    let dir = common::TempDir::new("tus-expire");
+    let pool = dir.pool();
+    let expire = ("FILEUPLOAD_EXPIRE_AFTER", "2s");
+    let head = |path: &str| {
+        cgi(
+            &pool,
+            &[("REQUEST_METHOD", "HEAD"), ("PATH_INFO", path), expire],
+            b"",
+        )
+    };
+    let before = unix_now();
+    let out = cgi_create(&pool, 10, "2s", b"");
+    let created = http_seconds(header(&cgi_head(&out), "Upload-Expires").unwrap());
+    assert!(
+        created >= before + 2 && created <= unix_now() + 3,
+        "{before} {created}"
+    );
+    let path = cgi_location(&out);
+    let other = cgi_location(&cgi_create(&pool, 10, "2s", b""));
+    let third = cgi_location(&cgi_create(&pool, 10, "2s", b""));
+    // Complete at once: no expiry.
+    let out = cgi_create(&pool, 2, "2s", b"ok");
+    assert_eq!(header(&cgi_head(&out), "Upload-Expires"), None, "{out}");
+    let done = cgi_location(&out);
+    // A write a second later moves the time on.
+    sleep(Duration::from_millis(1100));
+    let out = cgi_patch_with(&pool, &path, "0", &[expire], b"abc");
+    assert!(out.starts_with("Status: 204 No Content\r\n"), "{out}");
+    let patched = http_seconds(header(&cgi_head(&out), "Upload-Expires").unwrap());
+    assert!(patched > created, "{created} {patched}");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_fileupload"))
+        .arg("--directory")
+        .arg(&pool)
+        .args(["status", id(&path)])
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["tus"]["expires"], patched, "{status}");
+    // HEAD says the same time until it has passed; then 410, once.
+    let start = Instant::now();
+    let gone = loop {
+        let out = head(&path);
+        if !out.starts_with("Status: 200 OK\r\n") {
+            break out;
+        }
+        let said = http_seconds(header(&cgi_head(&out), "Upload-Expires").unwrap());
+        assert_eq!(said, patched, "{out}");
+        assert!(start.elapsed() < Duration::from_secs(10), "never expired");
+        sleep(Duration::from_millis(100));
+    };
+    assert!(gone.starts_with("Status: 410 Gone\r\n"), "{gone}");
+    assert!(unix_now() >= patched);
+    assert!(!pool.join(id(&path)).exists(), "its bytes removed");
+    assert!(head(&path).starts_with("Status: 404 Not Found\r\n"));
+    // The other one expired untouched: a PATCH finds it so.
+    let out = cgi_patch(&pool, &other, "0", b"x");
+    assert!(out.starts_with("Status: 410 Gone\r\n"), "{out}");
+    assert!(!pool.join(id(&other)).exists());
+    // And a DELETE.
+    let out = cgi(
+        &pool,
+        &[
+            ("REQUEST_METHOD", "DELETE"),
+            ("PATH_INFO", third.as_str()),
+            expire,
+        ],
+        b"",
+    );
+    assert!(out.starts_with("Status: 410 Gone\r\n"), "{out}");
+    assert!(!pool.join(id(&third)).exists());
+    // The complete one stays.
+    assert!(head(&done).starts_with("Status: 200 OK\r\n"));
+}
+
+/// The daemon sweeps expired uploads itself, untouched ones included, and
+/// leaves complete ones; the sweep stops with the daemon on SIGTERM.
+#[test]
+fn the_daemon_sweeps_expired_uploads() {
+    let d = Daemon::start("tus-sweep", &["--expire-after", "1s"]);
+    let path = create(&d, 10);
+    assert_eq!(patch(&mut d.connect(), &path, 0, b"abc").status(), 204);
+    let untouched = create(&d, 10);
+    let done = create_whole(&d, b"kept");
+    let done = format!("/{}", done.header("Location").unwrap());
+    eventually("the sweep removes the expired uploads", || {
+        !d.pool.join(id(&path)).exists() && !d.pool.join(id(&untouched)).exists()
+    });
+    let mut removed = Vec::new();
+    while removed.len() < 2 {
+        let line = d.log.recv_timeout(Duration::from_secs(10)).unwrap();
+        if let Some(which) = line.strip_prefix("fileupload: removed expired upload ") {
+            removed.push(which.to_owned());
+        }
+    }
+    removed.sort();
+    let mut expected = vec![id(&path).to_owned(), id(&untouched).to_owned()];
+    expected.sort();
+    assert_eq!(removed, expected);
+    assert_eq!(once(&d, "HEAD", &path, &[TUS], b"").status(), 404);
+    assert_eq!(offset(&d, &done), 4);
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &d.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    loop {
+        let line = d.log.recv_timeout(Duration::from_secs(10)).unwrap();
+        if line.ends_with("stopped") {
+            break;
+        }
+    }
+}
+
+/// `fileupload gc --unfinished` removes the unfinished tus uploads whose
+/// time is up, and no other (one that expires later, a complete one, a
+/// multipart one); `gc` wants one of its two flags.
+#[test]
+fn gc_unfinished_removes_expired_uploads() {
+    let dir = common::TempDir::new("tus-gc-unfinished");
+    let pool = dir.pool();
+    let create = |length: usize, expire: &str, body: &[u8]| {
+        id(&cgi_location(&cgi_create(&pool, length, expire, body))).to_owned()
+    };
+    let (soon, later) = (create(10, "1s", b""), create(10, "1h", b""));
+    let done = create(2, "1s", b"ok");
+    let gc = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fileupload"))
+            .arg("--directory")
+            .arg(&pool)
+            .arg("gc")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = gc(&[]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    sleep(Duration::from_millis(2100));
+    let out = gc(&["--unfinished"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{soon}\n"));
+    assert_eq!(buckets(&pool), {
+        let mut kept = vec![later.clone(), done.clone()];
+        kept.sort();
+        kept
+    });
+    // With --older-than too: both rules, the complete one old enough.
+    let out = gc(&["--unfinished", "--older-than", "1s"]);
+    assert!(out.status.success(), "{out:?}");
+    let mut printed: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    printed.sort();
+    let mut expected = vec![later, done];
+    expected.sort();
+    assert_eq!(printed, expected);
+}
+
+/// The FastCGI responder sweeps too (the same connection driver): an
+/// upload a CGI process made on the pool it serves, expired, is removed
+/// without any request; SIGTERM then stops it.
+#[test]
+fn the_fastcgi_responder_sweeps_expired_uploads() {
+    let dir = common::TempDir::new("tus-fastcgi-sweep");
+    let pool = dir.pool();
+    let upload = id(&cgi_location(&cgi_create(&pool, 10, "1s", b""))).to_owned();
+    assert!(pool.join(&upload).exists());
+    /// The responder, killed if the test fails before it stops.
+    struct Responder(std::process::Child);
+    impl Drop for Responder {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    // Sweeping every second at --expire-after 1s.
+    let mut responder = std::process::Command::new(env!("CARGO_BIN_EXE_fileupload"))
+        .arg("--directory")
+        .arg(&pool)
+        .args(["fastcgi", "--listen", "127.0.0.1:0", "--expire-after", "1s"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = std::io::BufReader::new(responder.stderr.take().unwrap());
+    let mut responder = Responder(responder);
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in log.lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || lines.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(next().contains("FastCGI responder listening on"));
+    assert_eq!(
+        next(),
+        format!("fileupload: removed expired upload {upload}")
+    );
+    assert!(!pool.join(&upload).exists());
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &responder.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert_eq!(next(), "fileupload: stopped");
+    assert!(responder.0.wait().unwrap().success());
 }
 
 /// The SHA-256 is carried from one request to the next in the bucket

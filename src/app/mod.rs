@@ -270,8 +270,12 @@ pub enum TusAnswer {
         location: String,
         /// Bytes stored.
         offset: u64,
-        /// Whether this request completed the upload (its body was all).
+        /// Whether this request completed the upload (its body was all, or
+        /// it made a final upload of partial ones).
         completed: bool,
+        /// When the upload expires while unfinished (seconds since the
+        /// Unix epoch): `Upload-Expires`.
+        expires: Option<u64>,
     },
     /// `HEAD`: 200 with the offset, the length and the metadata.
     Info {
@@ -281,6 +285,10 @@ pub enum TusAnswer {
         length: Option<u64>,
         /// `Upload-Metadata` as the client sent it at creation.
         metadata: Option<String>,
+        /// When the upload expires while unfinished: `Upload-Expires`.
+        expires: Option<u64>,
+        /// `Upload-Concat`: `partial`, or `final;` and the URLs.
+        concat: Option<String>,
     },
     /// `PATCH`: 204 with the new offset.
     Patched {
@@ -288,6 +296,8 @@ pub enum TusAnswer {
         offset: u64,
         /// Whether this request completed the upload.
         completed: bool,
+        /// When the upload expires while unfinished: `Upload-Expires`.
+        expires: Option<u64>,
     },
     /// `DELETE`: 204.
     Terminated,

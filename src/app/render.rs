@@ -4,10 +4,12 @@
 //! nowhere else.
 
 use std::fmt::{Display, Write};
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::app::demo::{self, Page};
 use crate::app::metrics::{DURATION_BOUNDS, ProcessMetrics, ROUTES};
 use crate::app::{Answer, Outcome, Route, Tus, TusAnswer};
+use crate::log::http_date;
 use crate::model::error::{Error, ErrorKind};
 use crate::model::http::{HeaderName, HeaderValue, Response, escape_html, header};
 use crate::model::status::State;
@@ -28,7 +30,7 @@ const PROMETHEUS_TEXT: HeaderValue =
 const TUS_VERSION: HeaderValue = HeaderValue::from_static(tus::VERSION);
 /// The tus extensions implemented, and only those.
 const TUS_EXTENSIONS: HeaderValue = HeaderValue::from_static(
-    "creation,creation-with-upload,creation-defer-length,termination,checksum",
+    "creation,creation-with-upload,creation-defer-length,termination,checksum,concatenation,expiration",
 );
 const TUS_CHECKSUMS: HeaderValue = HeaderValue::from_static(tus::CHECKSUM_ALGORITHMS);
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
@@ -114,16 +116,22 @@ fn tus_response(answer: TusAnswer) -> Result<Response, Error> {
             });
         }
         TusAnswer::Created {
-            location, offset, ..
+            location,
+            offset,
+            expires,
+            ..
         } => {
             headers.push((header::LOCATION, HeaderValue::new(location)?));
             headers.push((header::UPLOAD_OFFSET, number(offset)?));
+            push_expires(&mut headers, expires)?;
             201
         }
         TusAnswer::Info {
             offset,
             length,
             metadata,
+            expires,
+            concat,
         } => {
             headers.push((header::UPLOAD_OFFSET, number(offset)?));
             match length {
@@ -133,11 +141,20 @@ fn tus_response(answer: TusAnswer) -> Result<Response, Error> {
             if let Some(metadata) = metadata {
                 headers.push((header::UPLOAD_METADATA, HeaderValue::new(metadata)?));
             }
+            // The value as recorded, checked at creation, and checked again
+            // here: never client bytes unchecked in a header.
+            if let Some(concat) = concat {
+                headers.push((header::UPLOAD_CONCAT, HeaderValue::new(concat)?));
+            }
+            push_expires(&mut headers, expires)?;
             headers.push((header::CACHE_CONTROL, NO_STORE));
             200
         }
-        TusAnswer::Patched { offset, .. } => {
+        TusAnswer::Patched {
+            offset, expires, ..
+        } => {
             headers.push((header::UPLOAD_OFFSET, number(offset)?));
+            push_expires(&mut headers, expires)?;
             204
         }
         TusAnswer::Terminated => 204,
@@ -148,6 +165,19 @@ fn tus_response(answer: TusAnswer) -> Result<Response, Error> {
         headers,
         body: Vec::new(),
     })
+}
+
+/// `Upload-Expires` (an HTTP date) for an unfinished upload.
+fn push_expires(
+    headers: &mut Vec<(HeaderName, HeaderValue)>,
+    expires: Option<u64>,
+) -> Result<(), Error> {
+    // A time beyond what the clock can say (a status edited by hand) is
+    // no promise to make.
+    if let Some(at) = expires.and_then(|at| UNIX_EPOCH.checked_add(Duration::from_secs(at))) {
+        headers.push((header::UPLOAD_EXPIRES, HeaderValue::new(http_date(at))?));
+    }
+    Ok(())
 }
 
 /// A JSON document, or with a callback `/**/NAME(json);`: the comment and
@@ -391,6 +421,8 @@ mod tests {
             offset: 3,
             length: None,
             metadata: Some("a Zg==".into()),
+            expires: Some(1_795_489_666),
+            concat: Some("partial".into()),
         }));
         let r = render(outcome);
         assert_eq!((r.status, r.body.len()), (200, 0));
@@ -398,17 +430,45 @@ mod tests {
         assert_eq!(r.header("Upload-Length"), None);
         assert_eq!(r.header("Upload-Defer-Length"), Some("1"));
         assert_eq!(r.header("Upload-Metadata"), Some("a Zg=="));
+        assert_eq!(r.header("Upload-Concat"), Some("partial"));
+        assert_eq!(
+            r.header("Upload-Expires"),
+            Some("Tue, 24 Nov 2026 03:07:46 GMT")
+        );
         assert_eq!(r.header("Content-Type"), None);
+        // A time past what the clock can say is no promise to make.
+        let mut outcome = Outcome::new(Route::Tus(Tus::Patch));
+        outcome.answer = Ok(Answer::Tus(TusAnswer::Patched {
+            offset: 1,
+            completed: false,
+            expires: Some(u64::MAX),
+        }));
+        let r = render(outcome);
+        assert_eq!((r.status, r.header("Upload-Expires")), (204, None));
         // A value that could split the head is never written: 500.
         let mut outcome = Outcome::new(Route::Tus(Tus::Head));
         outcome.answer = Ok(Answer::Tus(TusAnswer::Info {
             offset: 0,
             length: Some(1),
             metadata: Some("a\r\nSet-Cookie: x=y".into()),
+            expires: None,
+            concat: None,
         }));
         let r = render(outcome);
         assert_eq!(r.status, 500);
         assert_eq!(r.header("Set-Cookie"), None);
+        // Nor an Upload-Concat (from a status edited by hand: the creation
+        // refuses such URLs).
+        let mut outcome = Outcome::new(Route::Tus(Tus::Head));
+        outcome.answer = Ok(Answer::Tus(TusAnswer::Info {
+            offset: 0,
+            length: Some(1),
+            metadata: None,
+            expires: None,
+            concat: Some("final;/files/a\r\nSet-Cookie: x=y".into()),
+        }));
+        let r = render(outcome);
+        assert_eq!((r.status, r.header("Set-Cookie")), (500, None));
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! The tus 1.0.0 resumable upload protocol (tus.io): core, creation,
-//! creation-with-upload, creation-defer-length, termination and checksum,
-//! over the pool's resumable uploads ([`crate::pool::resumable`]). The
-//! answers are typed ([`TusAnswer`]); `render.rs` writes their headers.
+//! creation-with-upload, creation-defer-length, termination, checksum,
+//! concatenation ([`concat`]) and expiration, over the pool's resumable
+//! uploads ([`crate::pool::resumable`]). The answers are typed
+//! ([`TusAnswer`]); `render.rs` writes their headers.
 //!
 //! A tus upload's ID is a pool identifier (`ID`, or `ID:MAC` under a
 //! key), so its status, the CLI and `gc` work on it as on any upload.
+
+mod concat;
 
 use std::io;
 
@@ -15,7 +18,8 @@ use crate::model::identifier::Identifier;
 use crate::model::multipart::{Pace, body_error};
 use crate::model::status::State;
 use crate::model::tus::{
-    OFFSET_OCTET_STREAM, VERSION, parse_checksum, parse_digits, parse_metadata,
+    Concat, OFFSET_OCTET_STREAM, PARTIAL, VERSION, parse_checksum, parse_concat, parse_digits,
+    parse_metadata,
 };
 use crate::pool::resumable::Resumable;
 
@@ -49,6 +53,8 @@ impl App {
                     offset: info.offset,
                     length: info.length,
                     metadata: info.metadata,
+                    expires: info.expires,
+                    concat: info.concat,
                 }
             }
             Tus::Patch => self.tus_patch(&mut request, outcome)?,
@@ -66,6 +72,14 @@ impl App {
     /// `Upload-Defer-Length: 1`, perhaps `Upload-Metadata`, perhaps its
     /// first bytes (creation-with-upload).
     fn tus_create(&self, request: &mut Request<'_>, outcome: &mut Outcome) -> Result<TusAnswer> {
+        let concat = request
+            .header("Upload-Concat")
+            .map(parse_concat)
+            .transpose()?;
+        if let Some(Concat::Final { ids, value }) = concat {
+            return self.tus_final(request, outcome, &ids, value);
+        }
+        let partial = concat == Some(Concat::Partial);
         let length = match (
             request.header("Upload-Length"),
             request.header("Upload-Defer-Length"),
@@ -108,7 +122,8 @@ impl App {
         let id = self.pool.create_identifier()?;
         let shown = self.pool.format_identifier(&id);
         outcome.identifier = Some(shown.clone());
-        let mut upload = self.pool.create_resumable(&id, length, &metadata)?;
+        let concat = partial.then(|| PARTIAL.to_owned());
+        let mut upload = self.pool.create_resumable(&id, length, &metadata, concat)?;
         if body {
             self.receive(&mut upload, request, outcome)?;
         }
@@ -116,7 +131,10 @@ impl App {
         Ok(TusAnswer::Created {
             location: location(&request.path, &shown),
             offset: status.received.unwrap_or(0),
-            completed: status.state == State::Done,
+            // A partial upload is a piece: only its final one goes to the
+            // application.
+            completed: status.state == State::Done && !partial,
+            expires: status.tus.and_then(|t| t.expires),
         })
     }
 
@@ -139,6 +157,16 @@ impl App {
         let id = self.tus_id(request, outcome)?;
         let _slot = self.take_slot()?;
         let mut upload = self.pool.resume(&id)?;
+        let partial = match upload.concat() {
+            None => false,
+            Some(PARTIAL) => true,
+            Some(_) => {
+                return Err(Error::new(
+                    ErrorKind::Forbidden,
+                    "a final upload is made of its partial uploads and cannot be written to",
+                ));
+            }
+        };
         let was_done = upload.is_done();
         if upload.offset() != offset {
             return Err(Error::conflict(format!(
@@ -162,7 +190,8 @@ impl App {
         let status = saved?;
         Ok(TusAnswer::Patched {
             offset: status.received.unwrap_or(0),
-            completed: !was_done && status.state == State::Done,
+            completed: !was_done && status.state == State::Done && !partial,
+            expires: status.tus.and_then(|t| t.expires),
         })
     }
 

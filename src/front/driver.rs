@@ -1,15 +1,15 @@
 //! The one blocking connection driver of the long-running front ends (the
 //! HTTP daemon and the FastCGI responder): it accepts connections, gives
 //! each a thread of its own up to a cap, evicts the oldest idle one at the
-//! cap, runs uploads on workers of lower priority, and stops gracefully on
-//! SIGINT or SIGTERM. A front end only says how to serve one connection
+//! cap, runs uploads on workers of lower priority, sweeps expired tus
+//! uploads from the pool, and stops gracefully on SIGINT or SIGTERM. A front end only says how to serve one connection
 //! ([`Front`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use socket2::Socket;
@@ -17,6 +17,7 @@ use socket2::Socket;
 use super::listen::{Listener, accept_error_is_transient};
 use super::signal;
 use crate::handoff::Service;
+use crate::pool::Pool;
 
 /// How many a front end serves at once, and how it stops.
 #[derive(Debug, Clone)]
@@ -72,6 +73,7 @@ pub fn run(
         idle_timeout: workers.idle_timeout,
         connections: Arc::new(Registry::new(workers.max_connections.max(1))),
     });
+    let sweeper = Sweeper::start(driver.service.app().pool().clone())?;
     let listener = Arc::new(listener);
     let failed = Arc::new(AtomicBool::new(false));
     let front = Arc::new(front);
@@ -91,6 +93,7 @@ pub fn run(
     while uploads() > 0 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
     }
+    drop(sweeper);
     let left = uploads();
     if left > 0 {
         crate::log::say!(
@@ -102,6 +105,55 @@ pub fn run(
     }
     crate::log::say!("stopped");
     Ok(())
+}
+
+/// The sweep of expired tus uploads ([`Pool::expire`]) on a thread of its
+/// own, every tenth of `--expire-after` (at least every second, at most
+/// every ten minutes), so that an upload its client abandoned does not
+/// wait for `gc --unfinished`. Dropped, it stops and is waited for (a
+/// sweep under way ends first).
+struct Sweeper {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sweeper {
+    fn start(pool: Pool) -> Result<Sweeper, String> {
+        let every =
+            (pool.expire_after() / 10).clamp(Duration::from_secs(1), Duration::from_secs(600));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = thread::Builder::new()
+            .name("sweep".into())
+            .spawn(move || {
+                // Told to stop, or the sender gone: either ends the wait.
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    match pool.expire() {
+                        Ok(removed) => {
+                            for id in removed {
+                                crate::log::say!("removed expired upload {}", id.as_str());
+                            }
+                        }
+                        Err(e) => {
+                            crate::log::say!("cannot sweep expired uploads: {}", e.message());
+                        }
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the sweeping thread: {e}"))?;
+        Ok(Sweeper {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn accept(driver: &Arc<Driver>, listener: &Listener, failed: &AtomicBool, front: Arc<impl Front>) {

@@ -13,6 +13,9 @@ use std::io;
 pub enum ErrorKind {
     /// 400: the request, its body or the identifier is malformed.
     BadRequest,
+    /// 403: a request the resource never allows: a tus `PATCH` on a final
+    /// upload of the concatenation extension.
+    Forbidden,
     /// 404: no such route.
     NotFound,
     /// 405: a known path with a method it does not take.
@@ -54,8 +57,9 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order of their statuses.
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 19] = [
         ErrorKind::BadRequest,
+        ErrorKind::Forbidden,
         ErrorKind::NotFound,
         ErrorKind::MethodNotAllowed,
         ErrorKind::Timeout,
@@ -80,6 +84,7 @@ impl ErrorKind {
     pub const fn label(self) -> &'static str {
         match self {
             ErrorKind::BadRequest => "bad_request",
+            ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::Timeout => "timeout",
@@ -104,6 +109,7 @@ impl ErrorKind {
     pub const fn status(self) -> u16 {
         match self {
             ErrorKind::BadRequest => 400,
+            ErrorKind::Forbidden => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::Timeout => 408,

@@ -128,6 +128,21 @@ pub struct TusRecord {
         default
     )]
     pub upload_metadata: Option<String>,
+    /// When an unfinished upload expires (tus' expiration extension), in
+    /// seconds since the Unix epoch: the last write (or the creation) plus
+    /// `--expire-after`, as the process that wrote it was configured. Past
+    /// it, the upload answers 410 and its bucket is removed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub expires: Option<u64>,
+    /// `Upload-Concat` (tus' concatenation extension): `partial`, or
+    /// `final;` and the partial uploads' URLs as the client gave them
+    /// (checked, so that HEAD can give them back).
+    #[serde(
+        rename = "upload-concat",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub upload_concat: Option<String>,
 }
 
 /// A `null` that is present deserializes to `Some(None)`, an absent field

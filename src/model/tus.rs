@@ -196,6 +196,95 @@ pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The most partial uploads one final upload may name: tus-js-client's
+/// `parallelUploads` makes a handful; a longer list is refused (400)
+/// before any is looked up.
+pub const MAX_PARTS: usize = 256;
+
+/// The value of `Upload-Concat` on a partial upload.
+pub const PARTIAL: &str = "partial";
+
+/// An `Upload-Concat` header (the concatenation extension).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Concat {
+    /// `partial`: a piece of a later final upload.
+    Partial,
+    /// `final;URL URL…`: the upload made of partial ones.
+    Final {
+        /// Each partial upload's ID as it stands in its URL (still
+        /// percent-encoded), in order.
+        ids: Vec<String>,
+        /// The header's value rebuilt from the checked URLs (`final;`, the
+        /// URLs joined by one space): what HEAD gives back.
+        value: String,
+    },
+}
+
+/// Parses `Upload-Concat`: `partial`, or `final;` and a space-separated
+/// list of one to [`MAX_PARTS`] partial uploads' URLs, each absolute
+/// (`http://host/…/files/ID`) or a path (`/…/files/ID`, `files/ID`,
+/// `./ID`), of visible ASCII, with no query or fragment. Anything else is
+/// 400. The host of an absolute URL is not compared with ours (a proxy may
+/// rename it): the ID is looked up in this pool, and under a key only an
+/// `ID:MAC` its creator was given names it.
+///
+/// ```
+/// use fileupload::model::tus::{parse_concat, Concat};
+/// assert_eq!(parse_concat("partial").unwrap(), Concat::Partial);
+/// let Concat::Final { ids, value } = parse_concat("final;http://h/files/a ./b").unwrap() else {
+///     panic!()
+/// };
+/// assert_eq!((ids, value.as_str()), (vec!["a".to_owned(), "b".to_owned()], "final;http://h/files/a ./b"));
+/// assert!(parse_concat("final;/files/a?x=1").is_err());
+/// ```
+pub fn parse_concat(header: &str) -> Result<Concat> {
+    let header = header.trim_matches([' ', '\t']);
+    if header == PARTIAL {
+        return Ok(Concat::Partial);
+    }
+    let bad = |why: &str| Error::bad_request(format!("Upload-Concat: {why}"));
+    let list = header
+        .strip_prefix("final;")
+        .ok_or_else(|| bad("expected partial, or final; and the partial uploads' URLs"))?;
+    let urls: Vec<&str> = list.split(' ').filter(|u| !u.is_empty()).collect();
+    if urls.is_empty() {
+        return Err(bad("a final upload names no partial upload"));
+    }
+    if urls.len() > MAX_PARTS {
+        return Err(bad(&format!("more than {MAX_PARTS} partial uploads")));
+    }
+    let ids = urls
+        .iter()
+        .map(|url| partial_id(url).map(str::to_owned))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| bad("a URL that is not an upload's (…/files/ID)"))?;
+    Ok(Concat::Final {
+        ids,
+        value: format!("final;{}", urls.join(" ")),
+    })
+}
+
+/// The ID at the end of a partial upload's URL; see [`parse_concat`].
+fn partial_id(url: &str) -> Option<&str> {
+    if !url.bytes().all(|b| b.is_ascii_graphic()) || url.contains(['?', '#']) {
+        return None;
+    }
+    let path = match url.split_once("://") {
+        Some((scheme, rest))
+            if scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+        {
+            &rest[rest.find('/')?..]
+        }
+        _ => url,
+    };
+    let (before, id) = path.rsplit_once('/')?;
+    let under_files = before == "." || before == "files" || before.ends_with("/files");
+    (under_files && !id.is_empty() && id != "." && id != "..").then_some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +391,45 @@ mod tests {
         assert!(parse_checksum("md5 XUFAKrxLKna5cZ2REBfFkg==").is_err());
         assert!(parse_checksum("sha1").is_err());
         assert!(parse_checksum("sha1 ***").is_err());
+    }
+    #[test]
+    fn concat_values() {
+        assert_eq!(parse_concat(" partial ").unwrap(), Concat::Partial);
+        let ids = |header: &str| match parse_concat(header).unwrap() {
+            Concat::Final { ids, .. } => ids,
+            Concat::Partial => panic!("{header:?}"),
+        };
+        assert_eq!(
+            ids("final;https://example.org:8080/app/files/a%3A1  /files/b files/c ./d"),
+            ["a%3A1", "b", "c", "d"]
+        );
+        let Concat::Final { value, .. } = parse_concat("final;./a   ./b").unwrap() else {
+            panic!()
+        };
+        assert_eq!(value, "final;./a ./b");
+        let many = format!("final;{}", "./a ".repeat(MAX_PARTS));
+        assert_eq!(ids(&many).len(), MAX_PARTS);
+        let too_many = format!("final;{}", "./a ".repeat(MAX_PARTS + 1));
+        for bad in [
+            "",
+            "Partial",
+            "final",
+            "final;",
+            "final; ",
+            "partial;/files/a",
+            "final;/files/",
+            "final;/upload/a",
+            "final;/a",
+            "final;a",
+            "final;/files/..",
+            "final;/files/a?b",
+            "final;/files/a#b",
+            "final;/files/a\r\nX-Evil: 1",
+            "final;/files/a\u{e9}",
+            "final;http://host",
+            too_many.as_str(),
+        ] {
+            assert_eq!(parse_concat(bad).unwrap_err().status(), 400, "{bad:?}");
+        }
     }
 }

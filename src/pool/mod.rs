@@ -98,6 +98,9 @@ pub struct Pool {
     shared: bool,
     /// The uploads this process writes, answered from memory.
     live: Arc<Live>,
+    /// How long an unfinished tus upload lives after its last write (see
+    /// [`Pool::with_expiry`]).
+    expire_after: Duration,
 }
 
 impl Pool {
@@ -130,7 +133,20 @@ impl Pool {
             signer,
             shared,
             live: Arc::default(),
+            expire_after: resumable::DEFAULT_EXPIRE_AFTER,
         })
+    }
+
+    /// The pool, with unfinished tus uploads expiring this long after
+    /// their last write (`--expire-after`; 24 hours unless set).
+    pub(crate) fn with_expiry(mut self, after: Duration) -> Pool {
+        self.expire_after = after;
+        self
+    }
+
+    /// How long an unfinished tus upload lives after its last write.
+    pub(crate) fn expire_after(&self) -> Duration {
+        self.expire_after
     }
 
     /// A new identifier (see [`Signer::create`]).
@@ -267,6 +283,21 @@ impl Pool {
         let cutoff = SystemTime::now()
             .checked_sub(older_than)
             .unwrap_or(SystemTime::UNIX_EPOCH);
+        self.sweep(true, |fresh| match &fresh.status {
+            None => true,
+            // An unfinished tus upload is judged by age, as a
+            // finished one: its client may still resume it.
+            Some(s) if s.state == State::Uploading && s.tus.is_none() => true,
+            Some(s) if s.error.as_deref() == Some(INTERRUPTED) => true,
+            Some(_) => fresh.modified.is_some_and(|t| t < cutoff),
+        })
+    }
+
+    /// Removes every bucket that `stale` judges so on a verified read of
+    /// its status, taken under its lock (a bucket a writer holds is
+    /// skipped); with `leftovers`, also the buckets without a lock file.
+    /// Returns the identifiers removed.
+    fn sweep(&self, leftovers: bool, stale: impl Fn(&Fresh) -> bool) -> Result<Vec<Identifier>> {
         let mut removed = Vec::new();
         for id in self.identifiers()? {
             let dir = self.bucket_dir(&id);
@@ -276,7 +307,7 @@ impl Pool {
                 Hold::Gone => {
                     // A bucket without a lock file is a leftover of a writer
                     // that died before it could make one.
-                    if remove_empty_dir(&dir).is_ok() && !dir.exists() {
+                    if leftovers && remove_empty_dir(&dir).is_ok() && !dir.exists() {
                         removed.push(id);
                     }
                     continue;
@@ -286,18 +317,7 @@ impl Pool {
             // still showed under the name could make a finished upload look
             // interrupted, or old.
             let fresh = read_status_fresh(&dir, self.shared)?;
-            if !fresh.verified {
-                continue;
-            }
-            let stale = match fresh.status {
-                None => true,
-                // An unfinished tus upload is judged by age, as a
-                // finished one: its client may still resume it.
-                Some(s) if s.state == State::Uploading && s.tus.is_none() => true,
-                Some(s) if s.error.as_deref() == Some(INTERRUPTED) => true,
-                Some(_) => fresh.modified.is_some_and(|t| t < cutoff),
-            };
-            if stale {
+            if fresh.verified && stale(&fresh) {
                 remove_bucket(&dir, lock)?;
                 removed.push(id);
             }

@@ -17,27 +17,40 @@
 //! `received` of a progress document (not flushed) may be ahead of the
 //! file. A request answers with an offset only once the file is flushed
 //! up to it and the status with that offset is durable.
+//!
+//! An unfinished upload expires (tus' expiration extension) the pool's
+//! `expire_after` after its last write, or its creation: every status a
+//! writer records carries the time (`tus.expires`). Past it the upload
+//! answers 410 and its bucket is removed, by the request that finds it
+//! expired or by [`Pool::expire`] (the daemon's and the FastCGI
+//! responder's sweep, `fileupload gc --unfinished`). A complete upload
+//! does not expire.
+//!
+//! A partial upload (concatenation extension) is one like any other,
+//! marked `partial`; a final upload is made whole at its creation from
+//! complete partial ones ([`Pool::open_partial`], [`Resumable::append_file`])
+//! and is never written to again.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ring::digest;
 use sha2::digest::common::hazmat::SerializableState;
 use sha2::{Digest, Sha256};
 
 use super::{
-    CLEARED, Hold, PUBLISH_BYTES, PUBLISH_INTERVAL, Pool, WRITER_LOCK_WAIT, clear_contents,
-    cleared_error, create_new, is_gone, lock_existing, read_nofollow, read_status_fresh,
-    remove_bucket, sync_dir, write_status,
+    CLEARED, GC_LOCK_WAIT, Hold, PUBLISH_BYTES, PUBLISH_INTERVAL, Pool, WRITER_LOCK_WAIT,
+    clear_contents, cleared_error, create_new, is_gone, lock_existing, read_nofollow,
+    read_status_fresh, remove_bucket, sync_dir, write_status,
 };
 use crate::model::error::{Error, ErrorKind, Result};
 use crate::model::identifier::{Identifier, to_hex};
 use crate::model::status::{DEFAULT_CONTENT_TYPE, FileInfo, State, Status, TusRecord};
-use crate::model::tus::Metadata;
+use crate::model::tus::{Metadata, PARTIAL};
 
 /// The data file's name while it is being received.
 const DATA_PART: &str = "0.part";
@@ -56,6 +69,9 @@ const HASH_STATE: &str = "sha256.state";
 const HASH_STATE_TMP: &str = "sha256.state.tmp";
 /// Bytes hashed at a time when an upload completes.
 const HASH_BLOCK: usize = 1 << 20;
+/// How long an unfinished upload lives after its last write unless
+/// `--expire-after` says otherwise: tusd's default.
+pub(crate) const DEFAULT_EXPIRE_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// What `HEAD` reports of a tus upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,17 +82,24 @@ pub(crate) struct Info {
     pub(crate) length: Option<u64>,
     /// `Upload-Metadata` as the client sent it at creation.
     pub(crate) metadata: Option<String>,
+    /// When the unfinished upload expires, in seconds since the Unix epoch.
+    pub(crate) expires: Option<u64>,
+    /// `Upload-Concat`: `partial`, or `final;` and the URLs.
+    pub(crate) concat: Option<String>,
 }
 
 impl Pool {
     /// Creates a tus upload under a new identifier: its bucket, an empty
-    /// data file, and its status, durably. The upload is returned held, so
-    /// that a body sent with the creation can be written at once.
+    /// data file, and its status, durably, with its `Upload-Concat` value
+    /// (`partial`, or `final;` and the URLs) when it has one. The upload is
+    /// returned held, so that a body sent with the creation (or a final
+    /// upload's partial ones) can be written at once.
     pub(crate) fn create_resumable(
         &self,
         id: &Identifier,
         length: Option<u64>,
         metadata: &Metadata,
+        concat: Option<String>,
     ) -> Result<Resumable> {
         let dir = self.bucket_dir(id);
         let lock = self.lock_for_writing(id)?;
@@ -93,10 +116,13 @@ impl Pool {
         status.metadata = (!metadata.pairs.is_empty()).then(|| metadata.pairs.clone());
         status.tus = Some(TusRecord {
             upload_metadata: (!metadata.raw.is_empty()).then(|| metadata.raw.clone()),
+            upload_concat: concat,
+            expires: None,
         });
-        write_status(&dir, &status, true)?;
-        sync_dir(&dir)?;
-        let mut upload = Resumable::new(dir, lock, Some(file), status);
+        let mut upload = Resumable::new(dir, lock, Some(file), status, self.expire_after);
+        upload.stamp();
+        write_status(&upload.dir, &upload.status, true)?;
+        sync_dir(&upload.dir)?;
         upload.begin_hash(Some(Sha256::new()));
         Ok(upload)
     }
@@ -120,8 +146,13 @@ impl Pool {
             .status
             .filter(|s| s.tus.is_some())
             .ok_or_else(no_upload)?;
+        if is_expired(&status, SystemTime::now()) {
+            remove_bucket(&dir, lock)?;
+            return Err(expired());
+        }
+        let after = self.expire_after;
         match status.state {
-            State::Done => Ok(Resumable::new(dir, lock, None, status)),
+            State::Done => Ok(Resumable::new(dir, lock, None, status, after)),
             State::Uploading => {
                 let file = OpenOptions::new()
                     .read(true)
@@ -129,7 +160,7 @@ impl Pool {
                     .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                     .open(dir.join(DATA_PART))
                     .map_err(|e| Error::disk("open the uploaded file", &e))?;
-                let mut upload = Resumable::new(dir, lock, Some(file), status);
+                let mut upload = Resumable::new(dir, lock, Some(file), status, after);
                 upload.settle()?;
                 let hash = HashState::load(&upload.dir, upload.offset());
                 upload.begin_hash(hash);
@@ -139,12 +170,16 @@ impl Pool {
         }
     }
 
-    /// What `HEAD` answers for a tus upload; 404 when there is none.
+    /// What `HEAD` answers for a tus upload; 404 when there is none, 410
+    /// when it expired (it is removed then).
     pub(crate) fn resumable_info(&self, id: &Identifier) -> Result<Info> {
         let status = self.access_upload_bucket(id).status()?;
         let Some(tus) = status.tus.clone() else {
             return Err(no_upload());
         };
+        if is_expired(&status, SystemTime::now()) && self.remove_expired(id)? {
+            return Err(expired());
+        }
         let length = status.size.flatten();
         let offset = match status.state {
             State::Done => status.files().first().and_then(|f| f.length).unwrap_or(0),
@@ -163,12 +198,103 @@ impl Pool {
             offset,
             length,
             metadata: tus.upload_metadata,
+            expires: tus.expires,
+            concat: tus.upload_concat,
         })
+    }
+
+    /// Removes the upload under `id` if it is expired when read under its
+    /// lock; whether it is gone. One a writer holds is being written to,
+    /// so not expired: it stays.
+    fn remove_expired(&self, id: &Identifier) -> Result<bool> {
+        let dir = self.bucket_dir(id);
+        match lock_existing(&dir, GC_LOCK_WAIT)? {
+            Hold::Locked(lock) => {
+                let status = read_status_fresh(&dir, self.shared)?.status;
+                if status.is_some_and(|s| is_expired(&s, SystemTime::now())) {
+                    remove_bucket(&dir, lock)?;
+                    return Ok(true);
+                }
+                Ok(false)
+            }
+            Hold::Busy => Ok(false),
+            Hold::Gone => Ok(true),
+        }
+    }
+
+    /// Removes every expired unfinished tus upload (one a writer holds is
+    /// left alone); returns their identifiers. The daemon and the FastCGI
+    /// responder call it periodically, `fileupload gc --unfinished` once.
+    pub(crate) fn expire(&self) -> Result<Vec<Identifier>> {
+        let now = SystemTime::now();
+        self.sweep(false, |fresh| {
+            fresh.status.as_ref().is_some_and(|s| is_expired(s, now))
+        })
+    }
+
+    /// A complete partial upload's data file, opened for reading, and its
+    /// length, for a final upload to be made of: 404 when there is no tus
+    /// upload under `id`, 400 when it is not a partial one (an ordinary
+    /// upload, a final one) or not complete yet.
+    pub(crate) fn open_partial(&self, id: &Identifier) -> Result<(File, u64)> {
+        let status = self.access_upload_bucket(id).status()?;
+        let tus = status.tus.as_ref().ok_or_else(no_upload)?;
+        if tus.upload_concat.as_deref() != Some(PARTIAL) {
+            return Err(Error::bad_request("not a partial upload"));
+        }
+        match status.state {
+            State::Done => {}
+            State::Uploading => {
+                return Err(Error::bad_request("a partial upload that is not complete"));
+            }
+            State::Starting | State::Error => return Err(no_upload()),
+        }
+        let length = status
+            .files()
+            .first()
+            .and_then(|f| f.length)
+            .ok_or_else(|| Error::internal("a complete upload without its length"))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(self.bucket_dir(id).join(DATA))
+            .map_err(|e| {
+                if is_gone(&e) {
+                    no_upload()
+                } else {
+                    Error::disk("open a partial upload", &e)
+                }
+            })?;
+        let on_disk = file
+            .metadata()
+            .map_err(|e| Error::disk("read a partial upload", &e))?
+            .len();
+        if on_disk != length {
+            return Err(Error::internal(format!(
+                "a partial upload holds {on_disk} bytes where {length} were stored"
+            )));
+        }
+        Ok((file, length))
     }
 }
 
 fn no_upload() -> Error {
     Error::not_found("no such upload")
+}
+
+fn expired() -> Error {
+    Error::new(ErrorKind::Gone, "the upload expired")
+}
+
+/// Whether `status` is an unfinished tus upload whose time is up at `now`.
+fn is_expired(status: &Status, now: SystemTime) -> bool {
+    status.state == State::Uploading
+        && status
+            .tus
+            .as_ref()
+            .and_then(|t| t.expires)
+            .and_then(|at| UNIX_EPOCH.checked_add(Duration::from_secs(at)))
+            .is_some_and(|at| now >= at)
 }
 
 /// A tus upload held for writing; see the module documentation. Dropped
@@ -192,10 +318,17 @@ pub(crate) struct Resumable {
     /// The hash where this request's bytes began: a chunk cut off again
     /// (a checksum mismatch) takes the hash back with it.
     hash_mark: Option<(u64, Sha256)>,
+    expire_after: Duration,
 }
 
 impl Resumable {
-    fn new(dir: PathBuf, lock: File, file: Option<File>, status: Status) -> Resumable {
+    fn new(
+        dir: PathBuf,
+        lock: File,
+        file: Option<File>,
+        status: Status,
+        expire_after: Duration,
+    ) -> Resumable {
         let received = status.received.unwrap_or(0);
         Resumable {
             dir,
@@ -207,6 +340,64 @@ impl Resumable {
             written_back: received,
             hash: None,
             hash_mark: None,
+            expire_after,
+        }
+    }
+
+    /// Sets when the upload expires, before its status is written: the
+    /// pool's `expire_after` from now while unfinished (rounded up to the
+    /// second, so that `Upload-Expires` is never earlier than the truth),
+    /// never once complete.
+    fn stamp(&mut self) {
+        let unfinished = self.status.state != State::Done;
+        let expires = unfinished
+            .then(|| SystemTime::now().checked_add(self.expire_after))
+            .flatten()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+        if let Some(tus) = self.status.tus.as_mut() {
+            tus.expires = expires;
+        }
+    }
+
+    /// The upload's `Upload-Concat` value, if it has one.
+    pub(crate) fn concat(&self) -> Option<&str> {
+        self.status.tus.as_ref()?.upload_concat.as_deref()
+    }
+
+    /// Appends `length` bytes of `source` from where it stands, the kernel
+    /// copying them file to file where it can (`copy_file_range`, through
+    /// `std::io::copy`): nothing passes through memory here. 413 for bytes
+    /// beyond the upload's length, of which none is written.
+    pub(crate) fn append_file(&mut self, source: &File, length: u64) -> Result<()> {
+        let end = self.offset().saturating_add(length);
+        if self.length().is_some_and(|l| end > l) {
+            return Err(Error::too_large("more bytes than the upload's length"));
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Err(Error::too_large("more bytes than the upload's length"));
+        };
+        let copied = io::copy(&mut source.take(length), file)
+            .map_err(|e| Error::disk("copy a partial upload", &e))?;
+        if copied != length {
+            return Err(Error::internal(format!(
+                "a partial upload gave {copied} bytes of {length}"
+            )));
+        }
+        self.status.received = Some(end);
+        // Copied by the kernel, not seen here: the file is hashed whole
+        // when the upload completes.
+        self.hash = None;
+        Ok(())
+    }
+
+    /// Removes the upload, bucket and all: a final upload that could not
+    /// be made whole.
+    pub(crate) fn discard(mut self) -> Result<()> {
+        self.file = None;
+        match self.lock.take() {
+            Some(lock) => remove_bucket(&self.dir, lock),
+            None => Ok(()),
         }
     }
 
@@ -306,6 +497,7 @@ impl Resumable {
             if self.dir.join(CLEARED).exists() {
                 return Err(cleared_error());
             }
+            self.stamp();
             write_status(&self.dir, &self.status, false)?;
             self.published_at = Instant::now();
             self.published_received = end;
@@ -359,6 +551,7 @@ impl Resumable {
         if self.length() == Some(self.offset()) {
             self.complete()?;
         } else {
+            self.stamp();
             write_status(&self.dir, &self.status, true)?;
             // After the status is durable (see HashState).
             match &self.hash {
@@ -393,6 +586,7 @@ impl Resumable {
             path: None,
         }]);
         self.status.state = State::Done;
+        self.stamp();
         sync_dir(&self.dir)?;
         write_status(&self.dir, &self.status, true)?;
         sync_dir(&self.dir)

@@ -1,18 +1,16 @@
 // Shared helpers of the tus-js-client tests: the front end under test (from
 // the environment scripts/test-tus-clients.sh sets), the server process a
 // test may kill and restart, generated files, and what the server stored.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { spawn, execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import * as tus from 'tus-js-client';
 
 export { tus };
-export const MiB = 1024 * 1024;
+// Scratch directories and random files, as the browser tests make them.
+export { MiB, makeFile, scratch } from '../browser/lib.mjs';
 
 /** The value of a variable the wrapper script must set. */
 export function env(name) {
@@ -95,30 +93,7 @@ export class Server {
   }
 }
 
-/** A scratch directory removed by `rm()`. */
-export async function scratch() {
-  const dir = await mkdtemp(join(tmpdir(), 'fileupload-tus-'));
-  return { dir, rm: () => rm(dir, { recursive: true, force: true }) };
-}
-
-/** Writes `size` random bytes to `dir/name`; returns its path, size and sha256. */
-export async function makeFile(dir, name, size) {
-  const path = join(dir, name);
-  const hash = createHash('sha256');
-  const file = await open(path, 'w');
-  try {
-    for (let left = size; left > 0; ) {
-      const chunk = randomBytes(Math.min(left, 4 * MiB));
-      hash.update(chunk);
-      await file.write(chunk);
-      left -= chunk.length;
-    }
-  } finally {
-    await file.close();
-  }
-  return { path, name, size, sha256: hash.digest('hex') };
-}
-
+/** The sha256 of a file, read as a stream (the stored files are large). */
 export function fileSha256(path) {
   return new Promise((resolve, reject) => {
     const hash = createHash('sha256');

@@ -143,9 +143,11 @@ wait_listening() {
 
 # --- the daemon ----------------------------------------------------------------
 started=$SECONDS
-node_files=(resume.test.mjs creation.test.mjs)
-[ "$parallel" -eq 1 ] && node_files+=(parallel.test.mjs)
-node_tests daemon "http://127.0.0.1:$daemon_port" "$daemon_pool" kill "$(json_array "${daemon[@]}")" "${node_files[@]}"
+node_tests daemon "http://127.0.0.1:$daemon_port" "$daemon_pool" kill "$(json_array "${daemon[@]}")" \
+  resume.test.mjs creation.test.mjs
+if [ "$parallel" -eq 1 ]; then
+  node_tests daemon "http://127.0.0.1:$daemon_port" "$daemon_pool" kill "$(json_array "${daemon[@]}")" parallel.test.mjs
+fi
 start daemon "${daemon[@]}"
 daemon_pid=$LAST_PID
 wait_listening daemon

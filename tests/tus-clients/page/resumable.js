@@ -1,8 +1,9 @@
 // Uploads the chosen file with tus-js-client, as Uppy's tus plugin does:
 // retries on server errors, and when the browser goes offline the upload
 // waits for the `online` event, then starts again, which asks the server
-// its offset (HEAD) and sends the rest from there. Once done it shows the
-// sha256 from the upload's status document.
+// its offset (HEAD) and sends the rest from there. Pause aborts the
+// request under way; Resume starts again the same way. Once done it shows
+// the sha256 from the upload's status document.
 'use strict';
 
 const params = new URLSearchParams(location.search);
@@ -51,6 +52,14 @@ $('file').addEventListener('change', () => {
       show(status.state);
     },
   });
+  $('pause').onclick = () => {
+    upload.abort();
+    show('paused');
+  };
+  $('resume').onclick = () => {
+    show('uploading');
+    upload.start();
+  };
   show('uploading');
   upload.start();
 });

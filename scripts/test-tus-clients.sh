@@ -11,7 +11,7 @@
 # How an upload is interrupted: the daemon and the FastCGI responder are
 # killed with SIGKILL mid-PATCH and restarted on the same pool and port by
 # the test (which starts them itself, from TUS_SERVER); under CGI the
-# client aborts its PATCH, and the CGI process sees its body end.
+# client aborts its PATCH, and Apache ends that request's CGI process.
 #
 # --parallel also runs tests/tus-clients/parallel.test.mjs (parallelUploads,
 # which needs the concatenation extension) on the daemon; without it the

@@ -24,8 +24,8 @@ export function env(name) {
  * `/files` and `/upload/status`), its `pool`, and how a test interrupts an
  * upload: `kill` (SIGKILL to the server process the test started from
  * `command`, then a restart of the same command on the same port) or
- * `abort` (the client gives up its PATCH; under CGI the process of that
- * request sees its body end), or `none` for a test that interrupts
+ * `abort` (the client gives up its PATCH; under CGI Apache then ends the
+ * process of that request), or `none` for a test that interrupts
  * otherwise.
  */
 export function front() {

@@ -1,7 +1,7 @@
 // tus-js-client (Node) uploads 256 MiB in 8 MiB PATCHes; mid-PATCH the
 // upload is interrupted (the server process killed with SIGKILL and
 // restarted on the same pool and port, or, under CGI, the client's PATCH
-// aborted, which ends the CGI process's body); a new Upload finds the
+// aborted, after which Apache ends that CGI process); a new Upload finds the
 // first in a FileUrlStorage, resumes it from the server's offset, and the
 // stored file has the source's sha256.
 import assert from 'node:assert/strict';

@@ -1,0 +1,112 @@
+// tus-js-client (Node) uploads 256 MiB in 8 MiB PATCHes; mid-PATCH the
+// upload is interrupted (the server process killed with SIGKILL and
+// restarted on the same pool and port, or, under CGI, the client's PATCH
+// aborted, after which Apache ends that CGI process); a new Upload finds the
+// first in a FileUrlStorage, resumes it from the server's offset, and the
+// stored file has the source's sha256.
+import assert from 'node:assert/strict';
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+import { MiB, Server, front, idOf, makeFile, recorded, run, scratch, sleep, status, storedSha256, tus } from './lib.mjs';
+
+const SIZE = 256 * MiB;
+const CHUNK = 8 * MiB;
+
+test('256 MiB, interrupted mid-PATCH, resumed by findPreviousUploads from the server offset', async (t) => {
+  const f = front();
+  const server = f.command ? new Server(f.command) : null;
+  if (f.interrupt === 'kill') assert.ok(server, 'TUS_INTERRUPT=kill needs TUS_SERVER');
+  if (server) await server.start();
+  t.after(() => server?.kill9());
+  const { dir, rm } = await scratch();
+  t.after(rm);
+  const file = await makeFile(dir, 'big.bin', SIZE);
+  const storage = new tus.FileUrlStorage(join(dir, 'urls.json'));
+  const log = [];
+  const options = {
+    endpoint: `${f.endpoint}/files`,
+    chunkSize: CHUNK,
+    urlStorage: storage,
+    removeFingerprintOnSuccess: true,
+    metadata: { filename: file.name, filetype: 'application/octet-stream' },
+    ...recorded(log, ['Upload-Offset', 'Content-Length']),
+  };
+
+  // The first attempt, with no retries: the interruption ends it.
+  const first = new tus.Upload(createReadStream(file.path), { ...options, retryDelays: null });
+  let firstError = null;
+  const firstEnd = run(first).then(
+    () => assert.fail('the first upload completed before it could be interrupted'),
+    (e) => (firstError = e),
+  );
+  // Until the server's status shows the upload part-way through a PATCH,
+  // past its first two: then interrupt it.
+  let seen = null;
+  const deadline = Date.now() + 60_000;
+  while (seen === null) {
+    assert.ok(Date.now() < deadline, 'no progress mid-PATCH within 60 s');
+    if (first.url) {
+      const s = await status(f.endpoint, idOf(first.url));
+      if (s.state === 'uploading' && s.received >= 2 * CHUNK && s.received % CHUNK !== 0) seen = s.received;
+      assert.notEqual(s.state, 'done', 'the upload completed before it could be interrupted');
+    }
+    if (seen === null) await sleep(2);
+  }
+  const id = idOf(first.url);
+  if (f.interrupt === 'kill') {
+    await server.kill9();
+    await firstEnd;
+    assert.ok(firstError, 'the client saw no error when its server was killed');
+  } else {
+    await first.abort();
+  }
+  const [stored] = await storage.findAllUploads();
+  assert.equal(stored?.uploadUrl, first.url, 'the URL storage holds the first upload');
+  if (server) await server.start();
+
+  // What the server holds now: at least what its status had shown.
+  const head = await fetch(first.url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } });
+  assert.equal(head.status, 200);
+  const offset = Number(head.headers.get('Upload-Offset'));
+  assert.ok(offset >= seen && offset < SIZE, `HEAD offset ${offset} after the status showed ${seen}`);
+  assert.equal(head.headers.get('Upload-Length'), String(SIZE));
+  const before = log.length;
+
+  // A new Upload of the same file, resumed from the stored URL.
+  const second = new tus.Upload(createReadStream(file.path), {
+    ...options,
+    // A CGI process may still hold the upload's lock a moment (423).
+    retryDelays: [0, 200, 500, 1000, 2000, 4000],
+  });
+  const previous = await second.findPreviousUploads();
+  assert.equal(previous.length, 1, 'findPreviousUploads finds the interrupted upload');
+  assert.equal(previous[0].uploadUrl, first.url);
+  second.resumeFromPreviousUpload(previous[0]);
+  await run(second);
+  assert.equal(second.url, first.url, 'the same upload resumed, not a new one');
+
+  // No new creation; the client asked the offset (HEAD) and its first PATCH
+  // starts there. (Under CGI that offset may be past the one above: the
+  // process of the aborted PATCH still writes what Apache had read.)
+  const resumed = log.slice(before);
+  assert.deepEqual(resumed.filter((e) => e.method === 'POST'), [], 'the resume created an upload');
+  const patches = resumed.filter((e) => e.method === 'PATCH' && e.status === 204);
+  assert.ok(patches.length >= 1);
+  const asked = resumed.slice(0, resumed.indexOf(patches[0])).findLast((e) => e.method === 'HEAD' && e.status === 200);
+  assert.ok(asked, 'the resume asked the offset before its first PATCH');
+  const from = Number(asked.answer['Upload-Offset']);
+  assert.ok(from >= offset, `the resume's HEAD said ${from}, after ${offset}`);
+  assert.equal(Number(patches[0].headers['Upload-Offset']), from, 'the resume began at the server offset');
+  assert.equal(Number(patches.at(-1).answer['Upload-Offset']), SIZE);
+
+  const done = await status(f.endpoint, id);
+  assert.equal(done.state, 'done');
+  assert.equal(done.filename, file.name);
+  assert.equal(done.files[0].length, SIZE);
+  assert.equal(done.files[0].sha256, file.sha256, 'status sha256');
+  assert.equal(await storedSha256(f.pool, id), file.sha256, 'sha256 of the stored file');
+  assert.deepEqual(await storage.findAllUploads(), [], 'the fingerprint is removed on success');
+  t.diagnostic(`${f.name}: interrupted (${f.interrupt}) at status ${seen}, HEAD ${offset}, resumed from ${from} of ${SIZE}, ${patches.length} PATCHes after`);
+});

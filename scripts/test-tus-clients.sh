@@ -12,10 +12,6 @@
 # killed with SIGKILL mid-PATCH and restarted on the same pool and port by
 # the test (which starts them itself, from TUS_SERVER); under CGI the
 # client aborts its PATCH, and Apache ends that request's CGI process.
-#
-# --parallel also runs tests/tus-clients/parallel.test.mjs (parallelUploads,
-# which needs the concatenation extension) on the daemon; without it the
-# run says that test was not run.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib-servers.sh"
@@ -23,12 +19,6 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TESTS="$ROOT/tests/tus-clients"
 PYTHON="$TESTS/.venv/bin/python"
 
-parallel=0
-case "${1:-}" in
-  --parallel) parallel=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--parallel]" >&2; exit 2 ;;
-esac
 
 # scripts/setup installs the clients; a run of this suite alone does it here.
 if [ ! -x "$PYTHON" ] || [ ! -d "$TESTS/node_modules/tus-js-client" ] ||
@@ -144,10 +134,7 @@ wait_listening() {
 # --- the daemon ----------------------------------------------------------------
 started=$SECONDS
 node_tests daemon "http://127.0.0.1:$daemon_port" "$daemon_pool" kill "$(json_array "${daemon[@]}")" \
-  resume.test.mjs creation.test.mjs
-if [ "$parallel" -eq 1 ]; then
-  node_tests daemon "http://127.0.0.1:$daemon_port" "$daemon_pool" kill "$(json_array "${daemon[@]}")" parallel.test.mjs
-fi
+  resume.test.mjs creation.test.mjs parallel.test.mjs
 start daemon "${daemon[@]}"
 daemon_pid=$LAST_PID
 wait_listening daemon
@@ -160,7 +147,7 @@ echo "daemon: $((SECONDS - started)) s"
 # --- the FastCGI responder under nginx ---------------------------------------------
 started=$SECONDS
 node_tests nginx-fastcgi "http://127.0.0.1:$nginx_port/fcgi" "$fcgi_pool" kill "$(json_array "${responder[@]}")" \
-  resume.test.mjs creation.test.mjs
+  resume.test.mjs creation.test.mjs parallel.test.mjs
 start fcgi "${responder[@]}"
 fcgi_pid=$LAST_PID
 wait_listening fcgi
@@ -173,14 +160,10 @@ echo "nginx-fastcgi: $((SECONDS - started)) s"
 # --- the CGI program under Apache ----------------------------------------------------
 started=$SECONDS
 cgi="http://127.0.0.1:$apache_port/cgi-bin/fileupload"
-node_tests apache-cgi "$cgi" "$cgi_pool" abort '' resume.test.mjs creation.test.mjs
+node_tests apache-cgi "$cgi" "$cgi_pool" abort '' resume.test.mjs creation.test.mjs parallel.test.mjs
 tuspy_tests apache-cgi "$cgi" "$cgi_pool"
 PAGE="http://127.0.0.1:$apache_port/tus-page/index.html?endpoint=/cgi-bin/fileupload/files&status=/cgi-bin/fileupload/upload/status" \
   SERVER_LOG="$WORK/apache/access.log" node_tests apache-cgi "$cgi" "$cgi_pool" none '' browser.test.mjs
 echo "apache-cgi: $((SECONDS - started)) s"
 
-if [ "$parallel" -eq 0 ]; then
-  echo "NOT RUN: tests/tus-clients/parallel.test.mjs (tus-js-client parallelUploads: 4) needs the concatenation" \
-    "extension, not built yet; $0 --parallel runs it"
-fi
 finish

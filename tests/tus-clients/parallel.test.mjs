@@ -1,8 +1,6 @@
 // tus-js-client (Node) with parallelUploads: 4: four partial uploads
 // (Upload-Concat: partial) sent at once, then the final upload made of
-// them (Upload-Concat: final;…). Needs the concatenation extension: it is
-// not in scripts/test-tus-clients.sh's default run until that extension is
-// built; `scripts/test-tus-clients.sh --parallel` runs it.
+// them (Upload-Concat: final;…): the concatenation extension.
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
 import { after, before, test } from 'node:test';

@@ -125,7 +125,7 @@ fn kind_index(kind: ErrorKind) -> usize {
     ErrorKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
-/// One process's counters, read (see [`Counters::read`]).
+/// One process's counters, read from its live ones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessMetrics {
     /// Uploads the core took on.

@@ -1660,3 +1660,66 @@ fn the_hash_is_carried_between_patches() {
     assert_eq!(a.status(), 204, "{}", a.head);
     assert_done(&d, &path, &source);
 }
+
+/// A CGI process ended by SIGTERM mid-PATCH, as Apache ends the process of
+/// a request whose client went away: it saves what it received before it
+/// exits, so the offset is every byte it read, not the last progress it
+/// published (every 1 MiB or 250 ms), and the client sends nothing twice.
+#[test]
+fn a_cgi_patch_ended_by_sigterm_keeps_what_it_read() {
+    let dir = common::TempDir::new("tus-cgi-sigterm");
+    let pool = dir.pool();
+    let source = data(3 * 1024 * 1024, 10);
+    let path = cgi_location(&cgi_create(&pool, source.len(), "1h", b""));
+    let length = source.len().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fileupload"))
+        .arg("--directory")
+        .arg(&pool)
+        .arg("cgi")
+        .env_clear()
+        .envs([
+            ("GATEWAY_INTERFACE", "CGI/1.1"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("SCRIPT_NAME", "/cgi-bin/fileupload"),
+            ("HTTP_TUS_RESUMABLE", "1.0.0"),
+            ("REQUEST_METHOD", "PATCH"),
+            ("PATH_INFO", path.as_str()),
+            ("HTTP_UPLOAD_OFFSET", "0"),
+            ("CONTENT_TYPE", "application/offset+octet-stream"),
+            ("CONTENT_LENGTH", length.as_str()),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // 1.5 MiB at once: progress is published at 1 MiB, and the rest comes
+    // well within the 250 ms after it.
+    let sent = 3 * 512 * 1024;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&source[..sent]).unwrap();
+    // Time to read what the pipe holds; stdin stays open, as a web server
+    // keeps it while it waits for the rest of the body.
+    sleep(Duration::from_millis(500));
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    child.wait().unwrap();
+    drop(stdin);
+    let out = cgi(
+        &pool,
+        &[("REQUEST_METHOD", "HEAD"), ("PATH_INFO", path.as_str())],
+        b"",
+    );
+    let answer = cgi_head(&out);
+    assert_eq!(
+        header(&answer, "Upload-Offset"),
+        Some(sent.to_string().as_str()),
+        "{answer}"
+    );
+    let rest = cgi_patch(&pool, &path, &sent.to_string(), &source[sent..]);
+    assert!(rest.starts_with("Status: 204"), "{rest}");
+    let stored = std::fs::read(pool.join(id(&path)).join("0")).unwrap();
+    assert!(stored == source);
+}

@@ -8,6 +8,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::app::{Outcome, render::render, route_request};
+use crate::front::signal;
 use crate::handoff::Service;
 use crate::model::error::{Error, Result};
 use crate::model::http::{Request, Response, percent_decode, reason};
@@ -190,6 +191,7 @@ pub fn encode_response(response: &Response) -> Vec<u8> {
 /// environment, the body from stdin (at most `CONTENT_LENGTH` bytes, as
 /// the RFC asks), the answer on stdout.
 pub fn run(service: &Service) -> io::Result<()> {
+    signal::install_interrupting();
     let vars = std::env::vars_os().map(|(n, v)| {
         (
             n.to_string_lossy().into_owned(),
@@ -199,7 +201,7 @@ pub fn run(service: &Service) -> io::Result<()> {
     let limit = match head(vars) {
         Ok(head) => {
             let limit = head.content_length.unwrap_or(u64::MAX);
-            let mut body = io::stdin().lock().take(limit);
+            let mut body = Stdin(io::stdin().lock()).take(limit);
             let route = route_request(&head.method, &head.path, &head.query, &head.headers);
             answer(&render(service.handle(route, head.into_request(&mut body))))?;
             body.limit()
@@ -209,12 +211,40 @@ pub fn run(service: &Service) -> io::Result<()> {
             0
         }
     };
+    if signal::stop_requested() {
+        return Ok(());
+    }
     // A server still writing the body must be able to finish: fcgiwrap
     // turns an answer given before the body was read (a 413 judged on
     // CONTENT_LENGTH) into a 502 when it meets a closed pipe. The answer
     // is already out; the rest of the body is read and dropped.
     let _ = io::copy(&mut io::stdin().lock().take(limit), &mut io::sink());
     Ok(())
+}
+
+/// Standard input, whose reads fail once the web server has asked the
+/// process to end (see [`signal::install_interrupting`]): the request then
+/// ends as one whose client went away, and saves what it has.
+struct Stdin<R>(R);
+
+impl<R: Read> Read for Stdin<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let ended = || {
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the web server ended the request (SIGTERM)",
+            )
+        };
+        if signal::stop_requested() {
+            return Err(ended());
+        }
+        match self.0.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && signal::stop_requested() => {
+                Err(ended())
+            }
+            read => read,
+        }
+    }
 }
 
 /// Answers 500 when the program cannot start (a bad setting, an unusable

@@ -259,7 +259,7 @@ fn options_says_what_is_implemented() {
             a.header("Tus-Extension"),
             Some("creation,creation-with-upload,creation-defer-length,termination,checksum")
         );
-        assert_eq!(a.header("Tus-Checksum-Algorithm"), Some("sha1,sha256"));
+        assert_eq!(a.header("Tus-Checksum-Algorithm"), Some("md5,sha1,sha256"));
         assert_eq!(a.header("Tus-Max-Size"), Some("2097152"));
         assert_eq!(a.header("Tus-Resumable"), None, "not on OPTIONS");
         assert_eq!(a.header("Content-Length"), None, "a 204 has none");
@@ -623,8 +623,13 @@ fn checksums() {
             .len(),
         5
     );
-    // An algorithm not offered (md5 among them): 400.
-    for header in ["md5 XUFAKrxLKna5cZ2REBfFkg==", "crc32 AAAAAA==", "sha256"] {
+    // An algorithm not offered, no digest, an MD5 digest of SHA-1's
+    // length: 400.
+    for header in [
+        "crc32 AAAAAA==",
+        "sha256",
+        "md5 qvTGHdzF6KLavt4PO0gs2a6pQ00=",
+    ] {
         let a = patch_with(&d, &path, "5", &[("Upload-Checksum", header)], b"world");
         assert_eq!(a.status(), 400, "{header}: {}", a.head);
     }
@@ -632,6 +637,30 @@ fn checksums() {
     let good = sum(format!("sha256 {}", b64(&digest::SHA256, b"world")));
     let a = patch_with(&d, &path, "5", &[(good.0, &good.1)], b"world");
     assert_eq!(a.status(), 204, "{}", a.head);
+    assert_done(&d, &path, b"helloworld");
+}
+
+/// MD5, which tus clients send: the digests are Python hashlib's, so the
+/// test does not check the server's MD5 against itself.
+#[test]
+fn md5_checksums() {
+    let d = Daemon::start("tus-md5", &[]);
+    let path = create(&d, 10);
+    // md5("hello").
+    let hello = [("Upload-Checksum", "md5 XUFAKrxLKna5cZ2REBfFkg==")];
+    assert_offset(&patch_with(&d, &path, "0", &hello, b"hello"), 204, "5");
+    // md5("world") sent with "w0rld": 460, the chunk discarded.
+    let world = [("Upload-Checksum", "md5 fXkwN6B2AYZXSwKC8vQ15w==")];
+    let a = patch_with(&d, &path, "5", &world, b"w0rld");
+    assert!(
+        a.head.starts_with("HTTP/1.1 460 Checksum Mismatch\r\n"),
+        "{}",
+        a.head
+    );
+    assert_eq!(offset(&d, &path), 5);
+    let part = d.pool.join(id(&path)).join("0.part");
+    assert_eq!(std::fs::read(&part).unwrap(), b"hello");
+    assert_offset(&patch_with(&d, &path, "5", &world, b"world"), 204, "10");
     assert_done(&d, &path, b"helloworld");
 }
 

@@ -179,9 +179,7 @@ impl App {
             Some(header) => Some(parse_checksum(header)?),
             None => None,
         };
-        let mut context = checksum
-            .as_ref()
-            .map(|c| ring::digest::Context::new(c.algorithm));
+        let mut context = checksum.as_ref().map(|c| c.hasher());
         let start = upload.offset();
         let mut pace = Pace::new(self.limits.idle_timeout, 0);
         let mut block = vec![0u8; READ_BLOCK];
@@ -209,7 +207,7 @@ impl App {
         })();
         let verdict = match (result, checksum.take(), context) {
             (Ok(()), Some(expected), Some(context)) => {
-                if context.finish().as_ref() == expected.expected.as_slice() {
+                if context.finish() == expected.expected {
                     Ok(())
                 } else {
                     Err(Error::new(

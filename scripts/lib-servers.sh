@@ -19,6 +19,9 @@ BIG_SHA=
 HUGE="$WORK/huge.bin"
 truncate -s 300M "$HUGE"
 MAX_SIZE=250M
+# The origin of a browser page on another site that every configuration
+# lists (FILEUPLOAD_CORS_ORIGIN, --cors-origin); tus_suite checks CORS with it.
+CORS_ORIGIN=http://page.test:8000
 printf 'hello from the app test\n' >"$WORK/small.txt"
 chmod 644 "$HUGE" "$WORK/small.txt"
 
@@ -262,7 +265,9 @@ tus_curl() {
 # tus_suite NAME URL POOL: the tus protocol through this front end (tests/tus.rs
 # has every row against the daemon): OPTIONS, a creation with metadata, the
 # bytes in two PATCHes (the second a POST with X-HTTP-Method-Override), HEAD
-# between them, the status and the stored bytes, then termination.
+# between them, the status and the stored bytes, then termination; and CORS
+# for a page on $CORS_ORIGIN (tests/cors.rs has every row): a preflight and
+# an actual request with Origin, which reaches the core as HTTP_ORIGIN.
 tus_suite() {
   local name=$1 url=$2 pool=$3 code id size first=$((1024 * 1024)) s
   local file="$WORK/tus.bin" h="$WORK/$name.tus.h"
@@ -286,6 +291,23 @@ tus_suite() {
   check "$name: tus first PATCH" "204 $first" "$code $(field "$h" Upload-Offset)"
   code=$(tus_curl "$name" -I "$url/files/$id")
   check "$name: tus HEAD" "200 $first $size" "$code $(field "$h" Upload-Offset) $(field "$h" Upload-Length)"
+  code=$(curl -s -o /dev/null -D "$h" -w '%{http_code}' -X OPTIONS -H "Origin: $CORS_ORIGIN" \
+    -H 'Access-Control-Request-Method: PATCH' -H 'Access-Control-Request-Headers: tus-resumable,upload-offset' \
+    "$url/files/$id")
+  check "$name: CORS preflight" "204 $CORS_ORIGIN Origin 86400" \
+    "$code $(field "$h" Access-Control-Allow-Origin) $(field "$h" Vary) $(field "$h" Access-Control-Max-Age)"
+  check "$name: CORS preflight methods" "POST, GET, HEAD, PATCH, DELETE, OPTIONS" \
+    "$(field "$h" Access-Control-Allow-Methods)"
+  check_contains "$name: CORS preflight headers" 'Upload-Offset, Tus-Resumable' \
+    "$(field "$h" Access-Control-Allow-Headers)"
+  code=$(tus_curl "$name" -I -H "Origin: $CORS_ORIGIN" "$url/files/$id")
+  check "$name: CORS HEAD" "200 $first $CORS_ORIGIN" "$code $(field "$h" Upload-Offset) $(field "$h" Access-Control-Allow-Origin)"
+  check_contains "$name: CORS exposed headers" 'Upload-Offset, Location, Upload-Length, Tus-Version' \
+    "$(field "$h" Access-Control-Expose-Headers)"
+  code=$(curl -s -o /dev/null -D "$h" -w '%{http_code}' -X OPTIONS -H 'Origin: http://other.test' \
+    -H 'Access-Control-Request-Method: PATCH' "$url/files/$id")
+  check "$name: CORS preflight, origin not listed" "204 1.0.0" "$code $(field "$h" Tus-Version)"
+  if grep -qi '^access-control-' "$h"; then fail "$name: CORS headers for an origin not listed"; else ok; fi
   s=$(curl -s "$url/upload/status?X-Progress-ID=$id")
   check "$name: tus status between PATCHes" "uploading $first" "$(jget "$s" 'j["state"] + " " + str(j["received"])')"
   code=$(tus_curl "$name" -X POST -H 'X-HTTP-Method-Override: PATCH' -H "Upload-Offset: $first" "${stream[@]}" \

@@ -713,28 +713,73 @@ fn a_patch_cut_off_keeps_what_arrived() {
     assert_done(&d, &path, &source);
 }
 
+/// A PATCH whose client went silent mid-body (its connection held open, no
+/// FIN) holds the upload; a resume from a new connection takes it over, as
+/// tusd's lock release does: the holder is asked to stop, saves what it
+/// has (flushed, the offset recorded) and answers 423; the new request goes
+/// on from the saved offset: 409 when its `Upload-Offset` is another, the
+/// upload written on when it is that one. From another process too: a CGI
+/// request takes over from the daemon.
 #[test]
-fn one_patch_at_a_time() {
-    let d = Daemon::start("tus-locked", &[]);
+fn a_resume_takes_over_from_a_silent_patch() {
+    let d = Daemon::start("tus-takeover", &[]);
+    let source = data(100, 11);
+    let path = create(&d, 100);
+    let part = d.pool.join(id(&path)).join("0.part");
+    let mut first = begin_patch(&d, &path, 0, 100);
+    first.write_all(&source[..40]).unwrap();
+    hold(&d, &path, &mut first, &source[40..41]);
+    // The client resumes from the offset it last knew (0): the holder is
+    // stopped and 41 bytes are saved, so 409, within the bound.
+    let start = Instant::now();
+    let a = patch(&mut d.connect(), &path, 0, b"x");
+    let took = start.elapsed();
+    assert_eq!(a.status(), 409, "{}", a.head);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let a = read_answer(&mut first, false);
+    assert_eq!(a.status(), 423, "{}", a.head);
+    assert_eq!(offset(&d, &path), 41);
+    assert!(std::fs::read(&part).unwrap() == source[..41]);
+    let st = status(&d, &path);
+    assert_eq!(
+        (st["state"].as_str(), st["received"].as_u64()),
+        (Some("uploading"), Some(41)),
+        "{st}"
+    );
+    // Again, and this time the resume (a CGI process: another process on
+    // the same pool) sends the offset the holder saves: it goes on.
+    let mut second = begin_patch(&d, &path, 41, 59);
+    second.write_all(&source[41..60]).unwrap();
+    hold(&d, &path, &mut second, &source[60..61]);
+    let start = Instant::now();
+    let out = cgi_patch(&d.pool, &path, "61", &source[61..]);
+    let took = start.elapsed();
+    assert!(
+        out.starts_with("Status: 204 No Content\r\nUpload-Offset: 100\r\n"),
+        "{out}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let a = read_answer(&mut second, false);
+    assert_eq!(a.status(), 423, "{}", a.head);
+    assert_done(&d, &path, &source);
+}
+
+/// A termination while a PATCH waits on a silent client: the writer is
+/// woken, sees the clear and removes the upload at once, rather than at
+/// the idle timeout.
+#[test]
+fn a_delete_stops_a_silent_patch() {
+    let d = Daemon::start("tus-delete-held", &[]);
     let path = create(&d, 100);
     let mut first = begin_patch(&d, &path, 0, 100);
-    first.write_all(&[1; 40]).unwrap();
-    hold(&d, &path, &mut first, &[1]);
-    // A second one meanwhile: 423 Locked, not 409, whatever its offset;
-    // from another process (a CGI one on the same pool) too.
-    for at in [0, 40] {
-        let a = patch(&mut d.connect(), &path, at, b"x");
-        assert_eq!(a.status(), 423, "{at}: {}", a.head);
-        assert!(a.head.starts_with("HTTP/1.1 423 Locked\r\n"));
-        let out = cgi_patch(&d.pool, &path, &at.to_string(), b"x");
-        assert!(out.starts_with("Status: 423 Locked\r\n"), "{out}");
-    }
-    first.write_all(&[2; 59]).unwrap();
+    first.write_all(&[7; 40]).unwrap();
+    hold(&d, &path, &mut first, &[7]);
+    let a = once(&d, "DELETE", &path, &[TUS], b"");
+    assert_eq!(a.status(), 204, "{}", a.head);
     let a = read_answer(&mut first, false);
-    assert_offset(&a, 204, "100");
-    let mut source = vec![1; 41];
-    source.extend_from_slice(&[2; 59]);
-    assert_done(&d, &path, &source);
+    assert_eq!(a.status(), 410, "{}", a.head);
+    assert_eq!(once(&d, "HEAD", &path, &[TUS], b"").status(), 404);
+    assert!(!d.pool.join(id(&path)).exists());
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! key), so its status, the CLI and `gc` work on it as on any upload.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Answer, App, Outcome, Tus, TusAnswer, tus_path};
 use crate::model::error::{Error, ErrorKind, Result};
@@ -17,7 +18,7 @@ use crate::model::status::State;
 use crate::model::tus::{
     OFFSET_OCTET_STREAM, VERSION, parse_checksum, parse_digits, parse_metadata,
 };
-use crate::pool::resumable::Resumable;
+use crate::pool::resumable::{Resumable, STOP_POLL, StopWatch};
 
 /// Bytes read from a body at a time.
 const READ_BLOCK: usize = 256 * 1024;
@@ -183,9 +184,12 @@ impl App {
         let start = upload.offset();
         let mut pace = Pace::new(self.limits.idle_timeout, 0);
         let mut block = vec![0u8; READ_BLOCK];
-        let result = (|| -> Result<()> {
+        let stop = upload.stop_watch();
+        let interrupt = request.interrupt;
+        let body = &mut *request.body;
+        let mut read_all = || -> Result<()> {
             loop {
-                let n = match request.body.read(&mut block) {
+                let n = match body.read(&mut block) {
                     Ok(0) => return Ok(()),
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -204,7 +208,17 @@ impl App {
                 }
                 upload.write(&block[..n])?;
             }
-        })();
+        };
+        let mut result = match interrupt {
+            Some(wake) => watched(&stop, wake, read_all),
+            None => read_all(),
+        };
+        // Stopped on purpose: the reason, not the read's failure.
+        if result.is_err()
+            && let Some(why) = stop.why()
+        {
+            result = Err(why);
+        }
         let verdict = match (result, checksum.take(), context) {
             (Ok(()), Some(expected), Some(context)) => {
                 if context.finish() == expected.expected {
@@ -253,6 +267,34 @@ impl App {
             self.limits.max_size.unwrap_or(0)
         ))
     }
+}
+
+/// Runs `read` (the reading of a body into an upload) while a second
+/// thread looks, every [`STOP_POLL`], whether the writer was asked to stop
+/// (see [`crate::pool::resumable`]); if so it wakes the read
+/// with `wake`, since a client that went silent would otherwise hold the
+/// upload until the idle timeout.
+fn watched(
+    stop: &StopWatch,
+    wake: &(dyn Fn() + Sync),
+    read: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let finished = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            while !finished.load(Ordering::SeqCst) {
+                if stop.why().is_some() {
+                    wake();
+                    return;
+                }
+                std::thread::park_timeout(STOP_POLL);
+            }
+        });
+        let result = read();
+        finished.store(true, Ordering::SeqCst);
+        watcher.thread().unpark();
+        result
+    })
 }
 
 /// Whether the body is `application/offset+octet-stream`.

@@ -37,6 +37,7 @@ impl Head {
             headers: self.headers,
             content_length: self.content_length,
             body,
+            interrupt: None,
         }
     }
 }

@@ -260,6 +260,7 @@ mod tests {
                     headers: Vec::new(),
                     content_length: Some(body.len() as u64),
                     body: &mut body,
+                    interrupt: None,
                 },
             ))
         };

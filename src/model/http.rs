@@ -19,6 +19,13 @@ pub struct Request<'a> {
     pub content_length: Option<u64>,
     /// The body.
     pub body: &'a mut dyn Read,
+    /// Wakes a read of `body` blocked on a silent client, from another
+    /// thread: the read then ends (as at the end of input). The core calls
+    /// it when another request takes over the tus upload this request
+    /// writes (see [`crate::pool::resumable`]). `None` where the front end
+    /// has no such way (CGI, FastCGI): the request then stops at its next
+    /// read that returns.
+    pub interrupt: Option<&'a (dyn Fn() + Sync)>,
 }
 
 impl Request<'_> {

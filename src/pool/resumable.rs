@@ -17,12 +17,23 @@
 //! `received` of a progress document (not flushed) may be ahead of the
 //! file. A request answers with an offset only once the file is flushed
 //! up to it and the status with that offset is durable.
+//!
+//! A request that finds the lock held takes the upload over, as tusd's
+//! lock-release request does: the writer may be a PATCH whose client is
+//! gone without the server seeing its connection break, and its client
+//! is the one asking again. It leaves a `takeover` mark in the bucket and
+//! waits up to [`TAKEOVER_WAIT`] for the lock. The writer sees the mark at
+//! its next progress publication, or (woken by its [`StopWatch`] when the
+//! front end can wake a blocked read) within [`STOP_POLL`] while its
+//! client is silent; it then saves what it has, flushed and recorded
+//! durably, and lets go. The new request goes on from the saved offset.
+//! The mark is removed by whoever takes the lock next.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ring::digest;
 
@@ -45,6 +56,14 @@ const DATA: &str = "0";
 const FIELD: &str = "file";
 /// Bytes hashed at a time when an upload completes.
 const HASH_BLOCK: usize = 1 << 20;
+/// The mark a request leaves in the bucket to ask the writer to stop.
+const TAKEOVER: &str = "takeover";
+/// How long a request waits for the writer it asked to stop: a writer
+/// that can be woken stops within [`STOP_POLL`] and a flush; a second
+/// more covers a slow disk.
+pub(crate) const TAKEOVER_WAIT: Duration = Duration::from_secs(3);
+/// How often a writer whose read can be woken looks for the marks.
+pub(crate) const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// What `HEAD` reports of a tus upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,20 +108,47 @@ impl Pool {
     }
 
     /// Takes a tus upload for writing: 404 when there is none under this
-    /// identifier (or the upload under it is not a tus one), 423 while
-    /// another request, in this or any process, writes to it.
+    /// identifier (or the upload under it is not a tus one). When another
+    /// request, in this or any process, writes to it, that one is asked to
+    /// stop and save what it has (see the module documentation); 423 when
+    /// it has not within [`TAKEOVER_WAIT`].
     pub(crate) fn resume(&self, id: &Identifier) -> Result<Resumable> {
         let dir = self.bucket_dir(id);
-        let lock = match lock_existing(&dir, WRITER_LOCK_WAIT)? {
+        let hold = match lock_existing(&dir, WRITER_LOCK_WAIT)? {
+            Hold::Busy => {
+                // Only a tus upload's writer is asked: a multipart one
+                // holds an upload no PATCH may touch.
+                if self.access_upload_bucket(id).status()?.tus.is_none() {
+                    return Err(no_upload());
+                }
+                match create_new(&dir.join(TAKEOVER)) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) if is_gone(&e) => return Err(no_upload()),
+                    Err(e) => return Err(Error::disk("ask the writer to stop", &e)),
+                }
+                lock_existing(&dir, TAKEOVER_WAIT)?
+            }
+            hold => hold,
+        };
+        let lock = match hold {
             Hold::Locked(lock) => lock,
+            // The mark stays: the writer stops when it next can.
             Hold::Busy => {
                 return Err(Error::new(
                     ErrorKind::Locked,
-                    "another request is writing to this upload; try again shortly",
+                    "another request is writing to this upload and has not stopped yet; \
+                     try again shortly",
                 ));
             }
             Hold::Gone => return Err(no_upload()),
         };
+        // A mark left for an earlier writer is not for this one.
+        match std::fs::remove_file(dir.join(TAKEOVER)) {
+            Ok(()) => {}
+            Err(e) if is_gone(&e) => {}
+            Err(e) => return Err(Error::disk("remove the takeover mark", &e)),
+        }
         let status = read_status_fresh(&dir, self.shared)?
             .status
             .filter(|s| s.tus.is_some())
@@ -156,6 +202,35 @@ fn no_upload() -> Error {
     Error::not_found("no such upload")
 }
 
+fn taken_over() -> Error {
+    Error::new(
+        ErrorKind::Locked,
+        "another request took this upload over; what arrived is kept",
+    )
+}
+
+/// Whether a writer has been asked to stop: another request taking the
+/// upload over, or a clear (termination). Cheap to ask (one or two
+/// `stat`s), and usable from another thread than the writer's.
+#[derive(Debug, Clone)]
+pub(crate) struct StopWatch {
+    dir: PathBuf,
+}
+
+impl StopWatch {
+    /// Why the writer must stop, if it must: 410 when the upload was
+    /// cleared, 423 when another request takes it over.
+    pub(crate) fn why(&self) -> Option<Error> {
+        if self.dir.join(CLEARED).exists() {
+            Some(cleared_error())
+        } else if self.dir.join(TAKEOVER).exists() {
+            Some(taken_over())
+        } else {
+            None
+        }
+    }
+}
+
 /// A tus upload held for writing; see the module documentation. Dropped
 /// without [`Resumable::save`], it saves what it has all the same.
 #[derive(Debug)]
@@ -179,6 +254,13 @@ impl Resumable {
             status,
             published_at: Instant::now(),
             published_received: received,
+        }
+    }
+
+    /// What tells whether this writer has been asked to stop.
+    pub(crate) fn stop_watch(&self) -> StopWatch {
+        StopWatch {
+            dir: self.dir.clone(),
         }
     }
 
@@ -258,8 +340,8 @@ impl Resumable {
         if end.saturating_sub(self.published_received) >= PUBLISH_BYTES
             || self.published_at.elapsed() >= PUBLISH_INTERVAL
         {
-            if self.dir.join(CLEARED).exists() {
-                return Err(cleared_error());
+            if let Some(why) = self.stop_watch().why() {
+                return Err(why);
             }
             write_status(&self.dir, &self.status, false)?;
             self.published_at = Instant::now();

@@ -333,6 +333,7 @@ impl Core {
                         .collect(),
                     content_length: length,
                     body: &mut body,
+                    interrupt: None,
                 },
             ),
         )

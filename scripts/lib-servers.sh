@@ -324,6 +324,56 @@ tus_suite() {
   [ ! -e "$pool/$id" ] && ok || fail "$name: tus bucket left after termination"
 }
 
+# takeover_suite NAME URL: a PATCH whose client goes silent mid-body (curl
+# streaming from a FIFO that is held open; its length declared, so neither
+# chunked nor Expect), then a resume from a new
+# connection: the writer is woken and saves what it has, and the resume is
+# answered 409 (its offset is the old one) within 5 s; HEAD gives the saved
+# offset and a resume from it completes the upload. For a front end whose
+# reads can be woken (the FastCGI responder behind a web server that
+# streams the body); tests/tus.rs has the daemon's.
+takeover_suite() {
+  local name=$1 url=$2 id code started s held fifo="$WORK/$1.fifo" h="$WORK/$1.tus.h"
+  local file="$WORK/$name.takeover.bin"
+  local stream=(-H 'Content-Type: application/offset+octet-stream')
+  head -c 100 /dev/urandom >"$file"
+  code=$(tus_curl "$name" -X POST -H 'Content-Length: 0' -H 'Upload-Length: 100' "$url/files")
+  check "$name: takeover creation" 201 "$code"
+  id=$(field "$h" Location)
+  id=${id##*/}
+  mkfifo "$fifo"
+  curl -s -o /dev/null -w '%{http_code}' -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
+    "${stream[@]}" -H 'Content-Length: 100' -H 'Transfer-Encoding:' -H 'Expect:' -T "$fifo" "$url/files/$id" >"$WORK/$name.held" &
+  held=$!
+  PIDS+=("$held")
+  exec 7>"$fifo"
+  head -c 40 "$file" >&7
+  # Progress is published once 250 ms have passed, at the next bytes.
+  sleep 0.3
+  head -c 41 "$file" | tail -c 1 >&7
+  for _ in $(seq 1 100); do
+    s=$(curl -s "$url/upload/status?X-Progress-ID=$id")
+    [ "$(jget "$s" 'j.get("received")')" = 41 ] && break
+    sleep 0.05
+  done
+  check "$name: takeover, the held PATCH's progress" 41 "$(jget "$s" 'j.get("received")')"
+  started=$(date +%s%N)
+  code=$(tus_curl "$name" -X PATCH -H 'Upload-Offset: 0' "${stream[@]}" --data-binary 'x' "$url/files/$id")
+  check "$name: takeover, a resume at the old offset" 409 "$code"
+  [ $((($(date +%s%N) - started) / 1000000)) -lt 5000 ] && ok || fail "$name: takeover took 5 s or more"
+  code=$(tus_curl "$name" -I "$url/files/$id")
+  check "$name: takeover, HEAD gives the saved offset" "200 41" "$code $(field "$h" Upload-Offset)"
+  exec 7>&-
+  kill "$held" 2>/dev/null || true
+  wait "$held" 2>/dev/null || true
+  tail -c +42 "$file" >"$WORK/$name.rest"
+  code=$(tus_curl "$name" -X PATCH -H 'Upload-Offset: 41' "${stream[@]}" --data-binary "@$WORK/$name.rest" "$url/files/$id")
+  check "$name: takeover, the resume from the saved offset" "204 100" "$code $(field "$h" Upload-Offset)"
+  s=$(curl -s "$url/upload/status?X-Progress-ID=$id")
+  check "$name: takeover, done" "done $(sha256sum <"$file" | cut -d' ' -f1)" \
+    "$(jget "$s" 'j["state"] + " " + j["files"][0]["sha256"]')"
+}
+
 # exec_suite NAME URL POOL: URL runs the program with --exec $APP.
 exec_suite() {
   local name=$1 url=$2 pool=$3 body

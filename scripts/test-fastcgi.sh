@@ -81,6 +81,8 @@ wait_url "http://127.0.0.1:$nginx_port/"
 suite nginx-fastcgi-tcp "http://127.0.0.1:$nginx_port/tcp" "$nginx_pool"
 suite nginx-fastcgi-unix "http://127.0.0.1:$nginx_port/unix" "$nginx_pool"
 suite nginx-fastcgi-kept "http://127.0.0.1:$nginx_port/kept" "$nginx_pool"
+takeover_suite nginx-fastcgi-tcp "http://127.0.0.1:$nginx_port/tcp"
+takeover_suite nginx-fastcgi-kept "http://127.0.0.1:$nginx_port/kept"
 backend_suite nginx-fastcgi-backend "http://127.0.0.1:$nginx_port/app" "$nginx_pool"
 grep -q 'POST /tcp/upload 201 ' "$WORK/fcgi-tcp.log" && ok || fail "no request log line in the responder's log"
 # --metrics on the TCP responder alone: its counters through nginx (the

@@ -16,8 +16,8 @@ use socket2::Socket;
 
 use self::codec::{CONTINUE, Dechunker, Framing, Head, HeadScan, HttpError, encode_head};
 use super::driver::{self, Driver, Front, Tracker, Workers};
-use super::listen::{Listener, Shut};
-use crate::app::{Outcome, Route, Tus, render::render, route_request};
+use super::listen::{Listener, ReadWaker, Shut};
+use crate::app::{Outcome, Route, render::render, route_request};
 use crate::handoff::Service;
 use crate::log;
 use crate::model::error::{Error, ErrorKind};
@@ -205,18 +205,8 @@ impl Conn {
             expect_continue,
             ..
         } = head;
-        // A tus upload's writer is asked to stop when another request takes
-        // the upload over; a read waiting on a silent client is woken by
-        // shutting down the reading side of (a handle on) the socket.
-        let wake = matches!(route, Route::Tus(Tus::Patch | Tus::Create))
-            .then(|| self.stream.try_clone().ok())
-            .flatten();
-        let wakes = wake.is_some();
-        let interrupt = move || {
-            if let Some(socket) = &wake {
-                let _ = socket.shutdown(std::net::Shutdown::Read);
-            }
-        };
+        let waker = ReadWaker::new(route, &self.stream);
+        let wake = || waker.wake();
         let head_only = method == "HEAD";
         let mut body = Body {
             conn: self,
@@ -246,7 +236,7 @@ impl Conn {
                     Framing::Chunked => None,
                 },
                 body: &mut body,
-                interrupt: wakes.then_some(&interrupt as &(dyn Fn() + Sync)),
+                interrupt: waker.can_wake().then_some(&wake as &(dyn Fn() + Sync)),
             },
         );
         // An upload that failed leaves the body's framing in doubt: close.

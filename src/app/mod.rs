@@ -486,7 +486,14 @@ impl App {
     pub fn handle(&self, route: Route, request: Request<'_>) -> Outcome {
         let started = Instant::now();
         let route = self.settle_preflight(route, &request);
-        let upload = route == Route::Upload && self.takes_uploads;
+        // A tus request that sends bytes is an upload too: each PATCH, and
+        // a creation with a body, done when its bytes are stored.
+        let upload = self.takes_uploads
+            && match route {
+                Route::Upload | Route::Tus(Tus::Patch) => true,
+                Route::Tus(Tus::Create) => tus::sends_body(&request),
+                _ => false,
+            };
         if upload {
             self.counters.upload_started();
         }

@@ -91,15 +91,10 @@ impl App {
             self.check_size(length)?;
         }
         let metadata = parse_metadata(request.header("Upload-Metadata").unwrap_or(""))?;
-        // A body comes with a declared length above 0, or chunked with the
-        // tus content type; any other request has none to read.
-        let typed = is_offset_stream(request);
-        let body = match request.content_length {
-            Some(0) => false,
-            Some(_) if !typed => return Err(unsupported_type()),
-            Some(_) => true,
-            None => typed,
-        };
+        let body = sends_body(request);
+        if body && !is_offset_stream(request) {
+            return Err(unsupported_type());
+        }
         if let (Some(length), Some(declared)) = (length, request.content_length)
             && declared > length
         {
@@ -295,6 +290,17 @@ fn watched(
         watcher.thread().unpark();
         result
     })
+}
+
+/// Whether a creation sends a body (creation-with-upload): a declared
+/// length above 0, or a chunked one with the tus content type; any other
+/// request has none to read.
+pub(super) fn sends_body(request: &Request<'_>) -> bool {
+    match request.content_length {
+        Some(0) => false,
+        Some(_) => true,
+        None => is_offset_stream(request),
+    }
 }
 
 /// Whether the body is `application/offset+octet-stream`.

@@ -1104,3 +1104,84 @@ fn the_application_gets_the_description_once() {
     let description: Value = posted.recv_timeout(Duration::from_secs(10)).unwrap().json();
     assert_eq!(description["files"][0]["sha256"], sha256(b"hi"));
 }
+
+/// With `--exec` (CGI), the request that completes a tus upload runs the
+/// application once with the description (and the file's path) on its
+/// stdin, through the same hand-off as `--backend`; the tus client still
+/// gets its tus answer, not the application's.
+#[test]
+fn the_exec_application_gets_the_description_once() {
+    let dir = common::TempDir::new("tus-exec");
+    let pool = dir.pool();
+    let descriptions = dir.path().join("descriptions");
+    let app = dir.path().join("app.sh");
+    std::fs::write(
+        &app,
+        format!(
+            "#!/bin/sh\n/bin/cat >>'{}'\necho >>'{}'\nprintf 'Content-Type: text/plain\\r\\n\\r\\napp'\n",
+            descriptions.display(),
+            descriptions.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let app = app.to_str().unwrap();
+    let source = data(3000, 12);
+    let created = cgi(
+        &pool,
+        &[
+            ("FILEUPLOAD_EXEC", app),
+            ("REQUEST_METHOD", "POST"),
+            ("PATH_INFO", "/files"),
+            ("HTTP_UPLOAD_LENGTH", "3000"),
+        ],
+        b"",
+    );
+    assert!(created.starts_with("Status: 201 Created\r\n"), "{created}");
+    let location = header(&format!("x\r\n{created}"), "Location")
+        .unwrap()
+        .to_owned();
+    let path = format!("/{location}");
+    let patch = |offset: u64, bytes: &[u8]| {
+        let (offset, length) = (offset.to_string(), bytes.len().to_string());
+        cgi(
+            &pool,
+            &[
+                ("FILEUPLOAD_EXEC", app),
+                ("REQUEST_METHOD", "PATCH"),
+                ("PATH_INFO", path.as_str()),
+                ("HTTP_UPLOAD_OFFSET", offset.as_str()),
+                ("CONTENT_TYPE", "application/offset+octet-stream"),
+                ("CONTENT_LENGTH", length.as_str()),
+            ],
+            bytes,
+        )
+    };
+    let out = patch(0, &source[..1000]);
+    assert!(
+        out.starts_with("Status: 204 No Content\r\nUpload-Offset: 1000\r\n"),
+        "{out}"
+    );
+    assert!(!descriptions.exists(), "handed over before done");
+    let out = patch(1000, &source[1000..]);
+    assert_eq!(
+        out,
+        "Status: 204 No Content\r\nUpload-Offset: 3000\r\nTus-Resumable: 1.0.0\r\n\r\n"
+    );
+    let handed = std::fs::read_to_string(&descriptions).unwrap();
+    let lines: Vec<&str> = handed.lines().collect();
+    assert_eq!(lines.len(), 1, "{handed}");
+    let description: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(description["state"], "done");
+    assert_eq!(description["identifier"], id(&path));
+    assert_eq!(description["files"][0]["sha256"], sha256(&source));
+    let stored = std::fs::read(description["files"][0]["path"].as_str().unwrap()).unwrap();
+    assert!(stored == source);
+    // Once: a PATCH on the done upload runs nothing again.
+    let out = patch(3000, b"");
+    assert!(
+        out.starts_with("Status: 204 No Content\r\nUpload-Offset: 3000\r\n"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&descriptions).unwrap(), handed);
+}

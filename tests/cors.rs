@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{Daemon, header};
 
@@ -291,30 +290,13 @@ fn cgi_reads_the_origin_from_its_environment() {
     let dir = common::TempDir::new("cors-cgi");
     let pool = dir.pool();
     let cgi = |env: &[(&str, &str)]| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fileupload"))
-            .arg("--directory")
-            .arg(&pool)
-            .arg("cgi")
-            .env_clear()
-            .envs([
-                ("GATEWAY_INTERFACE", "CGI/1.1"),
-                ("SERVER_PROTOCOL", "HTTP/1.1"),
-                ("SCRIPT_NAME", "/cgi-bin/fileupload"),
-                (
-                    "FILEUPLOAD_CORS_ORIGIN",
-                    "https://app.example,http://b.example:8080",
-                ),
-            ])
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(b"").unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
+        let mut all = vec![(
+            "FILEUPLOAD_CORS_ORIGIN",
+            "https://app.example,http://b.example:8080",
+        )];
+        all.extend_from_slice(env);
         // A head to read with `header`: a status line before the fields.
-        format!("HTTP/1.1 {}", String::from_utf8(out.stdout).unwrap())
+        format!("HTTP/1.1 {}", common::run_cgi(&pool, &all, b""))
     };
     let out = cgi(&[
         ("REQUEST_METHOD", "OPTIONS"),

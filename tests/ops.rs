@@ -86,6 +86,20 @@ fn moved(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> BTree
         .collect()
 }
 
+/// Asserts that `series` moved by `by`.
+fn expect_moved(moved: &BTreeMap<String, f64>, series: &str, by: f64) {
+    assert_eq!(moved.get(series).copied(), Some(by), "{series}: {moved:#?}");
+}
+
+/// The failed uploads of a scrape (or of what moved), every reason.
+fn failed(samples: &BTreeMap<String, f64>) -> f64 {
+    samples
+        .iter()
+        .filter(|(s, _)| s.starts_with("fileupload_uploads_failed_total{"))
+        .map(|(_, v)| v)
+        .sum()
+}
+
 /// The pool's gauges of a scrape.
 fn pool_gauges(samples: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
     samples
@@ -178,9 +192,7 @@ fn counters_move_by_what_was_done() {
     let after = scrape(&d);
 
     let moved = moved(&before, &after);
-    let expect = |series: &str, by: f64| {
-        assert_eq!(moved.get(series).copied(), Some(by), "{series}: {moved:#?}");
-    };
+    let expect = |series: &str, by: f64| expect_moved(&moved, series, by);
     expect("fileupload_uploads_started_total", 3.0);
     expect("fileupload_uploads_done_total", 1.0);
     expect(
@@ -227,14 +239,9 @@ fn counters_move_by_what_was_done() {
     }
     assert_eq!(after["fileupload_uploads_in_progress"], 0.0);
     // Every upload started ended once: done or failed.
-    let failed: f64 = after
-        .iter()
-        .filter(|(s, _)| s.starts_with("fileupload_uploads_failed_total{"))
-        .map(|(_, v)| v)
-        .sum();
     assert_eq!(
         after["fileupload_uploads_started_total"],
-        after["fileupload_uploads_done_total"] + failed
+        after["fileupload_uploads_done_total"] + failed(&after)
     );
 }
 
@@ -271,9 +278,7 @@ fn tus_requests_that_send_bytes_count_as_uploads() {
     let after = scrape(&d);
 
     let moved = moved(&before, &after);
-    let expect = |series: &str, by: f64| {
-        assert_eq!(moved.get(series).copied(), Some(by), "{series}: {moved:#?}");
-    };
+    let expect = |series: &str, by: f64| expect_moved(&moved, series, by);
     expect("fileupload_uploads_started_total", 4.0);
     expect("fileupload_uploads_done_total", 3.0);
     expect(r#"fileupload_uploads_failed_total{reason="conflict"}"#, 1.0);
@@ -283,12 +288,7 @@ fn tus_requests_that_send_bytes_count_as_uploads() {
         6.0,
     );
     assert_eq!(after["fileupload_uploads_in_progress"], 0.0);
-    let failed: f64 = moved
-        .iter()
-        .filter(|(s, _)| s.starts_with("fileupload_uploads_failed_total{"))
-        .map(|(_, v)| v)
-        .sum();
-    assert_eq!(failed, 1.0, "{moved:#?}");
+    assert_eq!(failed(&moved), 1.0, "{moved:#?}");
 }
 
 /// Two daemons on one pool report the same pool totals, and each its own

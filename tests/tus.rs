@@ -825,45 +825,52 @@ fn kill_9_mid_patch_then_resume() {
     assert_done(&d, &path, &source);
 }
 
-/// The CGI program on `pool`: one request, `env` beside the CGI
-/// variables every request has, `body` on its stdin; what it prints.
+/// The CGI program on `pool` (see [`common::run_cgi`]), with
+/// `Tus-Resumable: 1.0.0`.
 fn cgi(pool: &std::path::Path, env: &[(&str, &str)], body: &[u8]) -> String {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fileupload"))
-        .arg("--directory")
-        .arg(pool)
-        .arg("cgi")
-        .env_clear()
-        .envs([
-            ("GATEWAY_INTERFACE", "CGI/1.1"),
-            ("SERVER_PROTOCOL", "HTTP/1.1"),
-            ("SCRIPT_NAME", "/cgi-bin/fileupload"),
-            ("HTTP_TUS_RESUMABLE", "1.0.0"),
-        ])
-        .envs(env.iter().copied())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(body).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()
+    let mut all = vec![("HTTP_TUS_RESUMABLE", "1.0.0")];
+    all.extend_from_slice(env);
+    common::run_cgi(pool, &all, body)
+}
+
+/// A CGI creation of an upload of `length` bytes, with more variables;
+/// its path (`/files/ID`), asserting a 201.
+fn cgi_create(pool: &std::path::Path, length: &str, more: &[(&str, &str)]) -> String {
+    let mut env = vec![
+        ("REQUEST_METHOD", "POST"),
+        ("PATH_INFO", "/files"),
+        ("HTTP_UPLOAD_LENGTH", length),
+    ];
+    env.extend_from_slice(more);
+    let out = cgi(pool, &env, b"");
+    assert!(out.starts_with("Status: 201 Created\r\n"), "{out}");
+    let head = format!("x\r\n{out}");
+    format!("/{}", header(&head, "Location").unwrap())
 }
 
 /// A CGI PATCH of `bytes` at `offset` on `path`.
 fn cgi_patch(pool: &std::path::Path, path: &str, offset: &str, bytes: &[u8]) -> String {
+    cgi_patch_with(pool, path, offset, &[], bytes)
+}
+
+/// A CGI PATCH of `bytes` at `offset` on `path`, with more variables.
+fn cgi_patch_with(
+    pool: &std::path::Path,
+    path: &str,
+    offset: &str,
+    more: &[(&str, &str)],
+    bytes: &[u8],
+) -> String {
     let length = bytes.len().to_string();
-    cgi(
-        pool,
-        &[
-            ("REQUEST_METHOD", "PATCH"),
-            ("PATH_INFO", path),
-            ("HTTP_UPLOAD_OFFSET", offset),
-            ("CONTENT_TYPE", "application/offset+octet-stream"),
-            ("CONTENT_LENGTH", length.as_str()),
-        ],
-        bytes,
-    )
+    let mut env = vec![
+        ("REQUEST_METHOD", "PATCH"),
+        ("PATH_INFO", path),
+        ("HTTP_UPLOAD_OFFSET", offset),
+        ("CONTENT_TYPE", "application/offset+octet-stream"),
+        ("CONTENT_LENGTH", length.as_str()),
+    ];
+    env.extend_from_slice(more);
+    cgi(pool, &env, bytes)
 }
 
 /// The CGI program, one process per request, as Apache runs it: the same
@@ -873,19 +880,7 @@ fn cgi_one_process_per_request() {
     let dir = common::TempDir::new("tus-cgi");
     let pool = dir.pool();
     let cgi = |env: &[(&str, &str)], body: &[u8]| cgi(&pool, env, body);
-    let out = cgi(
-        &[
-            ("REQUEST_METHOD", "POST"),
-            ("PATH_INFO", "/files"),
-            ("HTTP_UPLOAD_LENGTH", "5"),
-        ],
-        b"",
-    );
-    assert!(out.starts_with("Status: 201 Created\r\n"), "{out}");
-    let location = header(&format!("x\r\n{out}"), "Location")
-        .unwrap()
-        .to_owned();
-    let path = format!("/{location}");
+    let path = cgi_create(&pool, "5", &[]);
     let patch = |offset: &str, bytes: &[u8]| cgi_patch(&pool, &path, offset, bytes);
     let out = patch("0", b"hel");
     assert_eq!(
@@ -1127,35 +1122,10 @@ fn the_exec_application_gets_the_description_once() {
     std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let app = app.to_str().unwrap();
     let source = data(3000, 12);
-    let created = cgi(
-        &pool,
-        &[
-            ("FILEUPLOAD_EXEC", app),
-            ("REQUEST_METHOD", "POST"),
-            ("PATH_INFO", "/files"),
-            ("HTTP_UPLOAD_LENGTH", "3000"),
-        ],
-        b"",
-    );
-    assert!(created.starts_with("Status: 201 Created\r\n"), "{created}");
-    let location = header(&format!("x\r\n{created}"), "Location")
-        .unwrap()
-        .to_owned();
-    let path = format!("/{location}");
+    let path = cgi_create(&pool, "3000", &[("FILEUPLOAD_EXEC", app)]);
     let patch = |offset: u64, bytes: &[u8]| {
-        let (offset, length) = (offset.to_string(), bytes.len().to_string());
-        cgi(
-            &pool,
-            &[
-                ("FILEUPLOAD_EXEC", app),
-                ("REQUEST_METHOD", "PATCH"),
-                ("PATH_INFO", path.as_str()),
-                ("HTTP_UPLOAD_OFFSET", offset.as_str()),
-                ("CONTENT_TYPE", "application/offset+octet-stream"),
-                ("CONTENT_LENGTH", length.as_str()),
-            ],
-            bytes,
-        )
+        let offset = offset.to_string();
+        cgi_patch_with(&pool, &path, &offset, &[("FILEUPLOAD_EXEC", app)], bytes)
     };
     let out = patch(0, &source[..1000]);
     assert!(

@@ -519,3 +519,29 @@ pub fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
     }
     samples
 }
+
+/// The CGI program on `pool`, as a web server runs it: one request, `env`
+/// beside the CGI variables every request has (and nothing of this
+/// process's environment), `body` on its stdin; what it prints, after
+/// asserting that it exited 0.
+pub fn run_cgi(pool: &Path, env: &[(&str, &str)], body: &[u8]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fileupload"))
+        .arg("--directory")
+        .arg(pool)
+        .arg("cgi")
+        .env_clear()
+        .envs([
+            ("GATEWAY_INTERFACE", "CGI/1.1"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("SCRIPT_NAME", "/cgi-bin/fileupload"),
+        ])
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -764,6 +764,65 @@ fn a_resume_takes_over_from_a_silent_patch() {
     assert_done(&d, &path, &source);
 }
 
+/// The reverse: a CGI process writes the upload, its web server's pipe
+/// silent (held open, nothing more sent); a resume at the daemon takes
+/// over. The CGI program wakes its read of stdin (poll(2) in slices).
+#[test]
+fn a_resume_takes_over_from_a_silent_cgi_patch() {
+    let d = Daemon::start("tus-takeover-cgi", &[]);
+    let source = data(100, 13);
+    let path = create(&d, 100);
+    let mut holder = common::spawn_cgi(
+        &d.pool,
+        &[
+            ("HTTP_TUS_RESUMABLE", "1.0.0"),
+            ("REQUEST_METHOD", "PATCH"),
+            ("PATH_INFO", path.as_str()),
+            ("HTTP_UPLOAD_OFFSET", "0"),
+            ("CONTENT_TYPE", "application/offset+octet-stream"),
+            ("CONTENT_LENGTH", "100"),
+        ],
+    );
+    let mut pipe = holder.stdin.take().unwrap();
+    pipe.write_all(&source[..40]).unwrap();
+    pipe.flush().unwrap();
+    sleep(Duration::from_millis(300));
+    pipe.write_all(&source[40..41]).unwrap();
+    pipe.flush().unwrap();
+    eventually("the CGI PATCH publishes its progress", || {
+        status(&d, &path)["received"].as_u64() == Some(41)
+    });
+    let start = Instant::now();
+    let a = patch(&mut d.connect(), &path, 41, &source[41..]);
+    let took = start.elapsed();
+    assert_offset(&a, 204, "100");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // The holder answered 423 and ended, its pipe still open.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ended = loop {
+        if let Some(ended) = holder.try_wait().unwrap() {
+            break ended;
+        }
+        if Instant::now() > deadline {
+            let _ = holder.kill();
+            let _ = holder.wait();
+            panic!("the CGI holder never ended");
+        }
+        sleep(Duration::from_millis(20));
+    };
+    assert!(ended.success());
+    let mut out = String::new();
+    holder
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(out.starts_with("Status: 423 Locked\r\n"), "{out}");
+    drop(pipe);
+    assert_done(&d, &path, &source);
+}
+
 /// A termination while a PATCH waits on a silent client: the writer is
 /// woken, sees the clear and removes the upload at once, rather than at
 /// the idle timeout.

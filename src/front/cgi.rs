@@ -5,12 +5,15 @@
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::app::{Outcome, render::render, route_request};
 use crate::handoff::Service;
 use crate::model::error::{Error, Result};
 use crate::model::http::{Request, Response, percent_decode, reason};
+use crate::pool::resumable::STOP_POLL;
 
 /// Everything of a request but its body, as CGI meta-variables give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,10 +203,20 @@ pub fn run(service: &Service) -> io::Result<()> {
     let limit = match head(vars) {
         Ok(head) => {
             let limit = head.content_length.unwrap_or(u64::MAX);
-            let mut body = io::stdin().lock().take(limit);
+            let woken = AtomicBool::new(false);
+            let wake = || woken.store(true, Ordering::SeqCst);
+            let mut body = WakeableStdin::new(&woken)?.take(limit);
             let route = route_request(&head.method, &head.path, &head.query, &head.headers);
-            answer(&render(service.handle(route, head.into_request(&mut body))))?;
-            body.limit()
+            let mut request = head.into_request(&mut body);
+            request.interrupt = Some(&wake);
+            answer(&render(service.handle(route, request)))?;
+            // Asked to stop while the client was silent: what is left of
+            // the body may never come, and the answer is out.
+            if woken.load(Ordering::SeqCst) {
+                0
+            } else {
+                body.limit()
+            }
         }
         Err(e) => {
             answer(&render(Outcome::refused(e)))?;
@@ -216,6 +229,59 @@ pub fn run(service: &Service) -> io::Result<()> {
     // is already out; the rest of the body is read and dropped.
     let _ = io::copy(&mut io::stdin().lock().take(limit), &mut io::sink());
     Ok(())
+}
+
+/// The body on standard input, read so that another thread can wake a
+/// read waiting on a silent client ([`Request::interrupt`]), as the core
+/// does when another request takes over the tus upload this one writes: a
+/// web server's pipe cannot be shut down as a socket can, so each read
+/// waits with poll(2) in slices of [`STOP_POLL`] and looks at `woken` in
+/// between. Unbuffered (a second descriptor of stdin, not `io::Stdin`), so
+/// that no byte of the body waits in a buffer that poll cannot see.
+struct WakeableStdin<'w> {
+    file: std::fs::File,
+    woken: &'w AtomicBool,
+}
+
+impl<'w> WakeableStdin<'w> {
+    fn new(woken: &'w AtomicBool) -> io::Result<WakeableStdin<'w>> {
+        let fd = io::stdin().as_fd().try_clone_to_owned()?;
+        Ok(WakeableStdin {
+            file: std::fs::File::from(fd),
+            woken,
+        })
+    }
+}
+
+impl Read for WakeableStdin<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let wait = libc::c_int::try_from(STOP_POLL.as_millis()).unwrap_or(libc::c_int::MAX);
+        loop {
+            if self.woken.load(Ordering::SeqCst) {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "asked to stop reading the body",
+                ));
+            }
+            let mut ready = libc::pollfd {
+                fd: self.file.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one `pollfd`, alive for the call, and its count 1.
+            match unsafe { libc::poll(&mut ready, 1, wait) } {
+                0 => {}
+                // Readable, at its end, or failed: the read says which.
+                n if n > 0 => return self.file.read(buf),
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Answers 500 when the program cannot start (a bad setting, an unusable

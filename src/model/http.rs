@@ -23,7 +23,7 @@ pub struct Request<'a> {
     /// thread: the read then ends (as at the end of input). The core calls
     /// it when another request takes over the tus upload this request
     /// writes (see [`crate::pool::resumable`]). `None` where the front end
-    /// has no such way (CGI): the request then stops at its next read that
+    /// has no such way: the request then stops at its next read that
     /// returns.
     pub interrupt: Option<&'a (dyn Fn() + Sync)>,
 }

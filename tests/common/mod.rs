@@ -525,7 +525,17 @@ pub fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
 /// process's environment), `body` on its stdin; what it prints, after
 /// asserting that it exited 0.
 pub fn run_cgi(pool: &Path, env: &[(&str, &str)], body: &[u8]) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fileupload"))
+    let mut child = spawn_cgi(pool, env);
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The CGI program on `pool` started as [`run_cgi`] starts it, its stdin
+/// and stdout pipes left to the caller.
+pub fn spawn_cgi(pool: &Path, env: &[(&str, &str)]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_fileupload"))
         .arg("--directory")
         .arg(pool)
         .arg("cgi")
@@ -539,9 +549,5 @@ pub fn run_cgi(pool: &Path, env: &[(&str, &str)], body: &[u8]) -> String {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(body).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()
+        .unwrap()
 }

@@ -214,8 +214,8 @@ pub struct ServerArgs {
 /// end alike.
 #[derive(Debug, Args)]
 pub struct CorsArgs {
-    /// Answer browser pages on this origin (scheme://host[:port], matched
-    /// exactly) on the tus, upload, status and clear endpoints: CORS
+    /// Answer browser pages on this origin (scheme://host or
+    /// scheme://host:port, matched exactly) on the tus, upload, status and clear endpoints: CORS
     /// preflights and Access-Control-Allow-Origin. Repeat it, or separate
     /// origins with commas (in the variable too); none by default, and then
     /// no CORS header at all.

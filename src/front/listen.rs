@@ -165,7 +165,7 @@ pub trait Shut {
     /// Shuts down the sending side; errors are moot, the connection ends.
     fn shut_write(&mut self);
 
-    /// A second handle on the connection, for a [`ReadWaker`]; `None`
+    /// A second handle on the connection, to wake a blocked read; `None`
     /// where there is none (a test's scripted stream).
     fn handle(&self) -> Option<Socket> {
         None

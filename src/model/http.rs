@@ -22,7 +22,7 @@ pub struct Request<'a> {
     /// Wakes a read of `body` blocked on a silent client, from another
     /// thread: the read then ends (as at the end of input). The core calls
     /// it when another request takes over the tus upload this request
-    /// writes (see [`crate::pool::resumable`]). `None` where the front end
+    /// writes (see the pool's `resumable` module). `None` where the front end
     /// has no such way: the request then stops at its next read that
     /// returns.
     pub interrupt: Option<&'a (dyn Fn() + Sync)>,

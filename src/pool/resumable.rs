@@ -61,7 +61,7 @@ const TAKEOVER: &str = "takeover";
 /// How long a request waits for the writer it asked to stop: a writer
 /// that can be woken stops within [`STOP_POLL`] and a flush; a second
 /// more covers a slow disk.
-pub(crate) const TAKEOVER_WAIT: Duration = Duration::from_secs(3);
+const TAKEOVER_WAIT: Duration = Duration::from_secs(3);
 /// How often a writer whose read can be woken looks for the marks.
 pub(crate) const STOP_POLL: Duration = Duration::from_millis(100);
 

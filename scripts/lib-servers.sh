@@ -19,6 +19,9 @@ BIG_SHA=
 HUGE="$WORK/huge.bin"
 truncate -s 300M "$HUGE"
 MAX_SIZE=250M
+# The origin of a browser page on another site that every configuration
+# lists (FILEUPLOAD_CORS_ORIGIN, --cors-origin); tus_suite checks CORS with it.
+CORS_ORIGIN=http://page.test:8000
 printf 'hello from the app test\n' >"$WORK/small.txt"
 chmod 644 "$HUGE" "$WORK/small.txt"
 
@@ -273,7 +276,9 @@ tus_curl() {
 # between them (with Upload-Expires), the status and the stored bytes, then
 # termination; then concatenation: the two pieces as partial uploads, a
 # final upload naming one by its absolute URL and one by its path, its
-# sha256 and bytes, and a PATCH on it refused.
+# sha256 and bytes, and a PATCH on it refused; and CORS for a page on
+# $CORS_ORIGIN (tests/cors.rs has every row): a preflight and an actual
+# request with Origin, which reaches the core as HTTP_ORIGIN.
 tus_suite() {
   local name=$1 url=$2 pool=$3 code id size first=$((1024 * 1024)) s p1 p2 final rest upath sha
   local file="$WORK/tus.bin" h="$WORK/$name.tus.h"
@@ -297,6 +302,23 @@ tus_suite() {
   code=$(tus_curl "$name" -I "$url/files/$id")
   check "$name: tus HEAD" "200 $first $size" "$code $(field "$h" Upload-Offset) $(field "$h" Upload-Length)"
   date -d "$(field "$h" Upload-Expires)" +%s >/dev/null 2>&1 && ok || fail "$name: tus HEAD without an Upload-Expires date"
+  code=$(curl -s -o /dev/null -D "$h" -w '%{http_code}' -X OPTIONS -H "Origin: $CORS_ORIGIN" \
+    -H 'Access-Control-Request-Method: PATCH' -H 'Access-Control-Request-Headers: tus-resumable,upload-offset' \
+    "$url/files/$id")
+  check "$name: CORS preflight" "204 $CORS_ORIGIN Origin 86400" \
+    "$code $(field "$h" Access-Control-Allow-Origin) $(field "$h" Vary) $(field "$h" Access-Control-Max-Age)"
+  check "$name: CORS preflight methods" "POST, GET, HEAD, PATCH, DELETE, OPTIONS" \
+    "$(field "$h" Access-Control-Allow-Methods)"
+  check_contains "$name: CORS preflight headers" 'Upload-Offset, Tus-Resumable' \
+    "$(field "$h" Access-Control-Allow-Headers)"
+  code=$(tus_curl "$name" -I -H "Origin: $CORS_ORIGIN" "$url/files/$id")
+  check "$name: CORS HEAD" "200 $first $CORS_ORIGIN" "$code $(field "$h" Upload-Offset) $(field "$h" Access-Control-Allow-Origin)"
+  check_contains "$name: CORS exposed headers" 'Upload-Offset, Location, Upload-Length, Tus-Version' \
+    "$(field "$h" Access-Control-Expose-Headers)"
+  code=$(curl -s -o /dev/null -D "$h" -w '%{http_code}' -X OPTIONS -H 'Origin: http://other.test' \
+    -H 'Access-Control-Request-Method: PATCH' "$url/files/$id")
+  check "$name: CORS preflight, origin not listed" "204 1.0.0" "$code $(field "$h" Tus-Version)"
+  if grep -qi '^access-control-' "$h"; then fail "$name: CORS headers for an origin not listed"; else ok; fi
   s=$(curl -s "$url/upload/status?X-Progress-ID=$id")
   check "$name: tus status between PATCHes" "uploading $first" "$(jget "$s" 'j["state"] + " " + str(j["received"])')"
   code=$(tus_curl "$name" -X POST -H 'X-HTTP-Method-Override: PATCH' -H "Upload-Offset: $first" "${stream[@]}" \
@@ -342,6 +364,56 @@ tus_suite() {
     "$code $(field "$h" Upload-Length) $(field "$h" Upload-Concat)"
   code=$(tus_curl "$name" -X PATCH -H "Upload-Offset: $size" "${stream[@]}" --data-binary x "$url/files/$final")
   check "$name: tus PATCH on the final upload" 403 "$code"
+}
+
+# takeover_suite NAME URL: a PATCH whose client goes silent mid-body (curl
+# streaming from a FIFO that is held open; its length declared, so neither
+# chunked nor Expect), then a resume from a new
+# connection: the writer is woken and saves what it has, and the resume is
+# answered 409 (its offset is the old one) within 5 s; HEAD gives the saved
+# offset and a resume from it completes the upload. For a front end whose
+# reads can be woken (the FastCGI responder behind a web server that
+# streams the body); tests/tus.rs has the daemon's.
+takeover_suite() {
+  local name=$1 url=$2 id code started s held fifo="$WORK/$1.fifo" h="$WORK/$1.tus.h"
+  local file="$WORK/$name.takeover.bin"
+  local stream=(-H 'Content-Type: application/offset+octet-stream')
+  head -c 100 /dev/urandom >"$file"
+  code=$(tus_curl "$name" -X POST -H 'Content-Length: 0' -H 'Upload-Length: 100' "$url/files")
+  check "$name: takeover creation" 201 "$code"
+  id=$(field "$h" Location)
+  id=${id##*/}
+  mkfifo "$fifo"
+  curl -s -o /dev/null -w '%{http_code}' -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
+    "${stream[@]}" -H 'Content-Length: 100' -H 'Transfer-Encoding:' -H 'Expect:' -T "$fifo" "$url/files/$id" >"$WORK/$name.held" &
+  held=$!
+  PIDS+=("$held")
+  exec 7>"$fifo"
+  head -c 40 "$file" >&7
+  # Progress is published once 250 ms have passed, at the next bytes.
+  sleep 0.3
+  head -c 41 "$file" | tail -c 1 >&7
+  for _ in $(seq 1 100); do
+    s=$(curl -s "$url/upload/status?X-Progress-ID=$id")
+    [ "$(jget "$s" 'j.get("received")')" = 41 ] && break
+    sleep 0.05
+  done
+  check "$name: takeover, the held PATCH's progress" 41 "$(jget "$s" 'j.get("received")')"
+  started=$(date +%s%N)
+  code=$(tus_curl "$name" -X PATCH -H 'Upload-Offset: 0' "${stream[@]}" --data-binary 'x' "$url/files/$id")
+  check "$name: takeover, a resume at the old offset" 409 "$code"
+  [ $((($(date +%s%N) - started) / 1000000)) -lt 5000 ] && ok || fail "$name: takeover took 5 s or more"
+  code=$(tus_curl "$name" -I "$url/files/$id")
+  check "$name: takeover, HEAD gives the saved offset" "200 41" "$code $(field "$h" Upload-Offset)"
+  exec 7>&-
+  kill "$held" 2>/dev/null || true
+  wait "$held" 2>/dev/null || true
+  tail -c +42 "$file" >"$WORK/$name.rest"
+  code=$(tus_curl "$name" -X PATCH -H 'Upload-Offset: 41' "${stream[@]}" --data-binary "@$WORK/$name.rest" "$url/files/$id")
+  check "$name: takeover, the resume from the saved offset" "204 100" "$code $(field "$h" Upload-Offset)"
+  s=$(curl -s "$url/upload/status?X-Progress-ID=$id")
+  check "$name: takeover, done" "done $(sha256sum <"$file" | cut -d' ' -f1)" \
+    "$(jget "$s" 'j["state"] + " " + j["files"][0]["sha256"]')"
 }
 
 # exec_suite NAME URL POOL: URL runs the program with --exec $APP.

@@ -18,6 +18,7 @@ ScriptAlias /cgi-bin/fileupload "$BIN"
 <Location /cgi-bin/fileupload>
     SetEnv FILEUPLOAD_DIRECTORY "$apache_pool"
     SetEnv FILEUPLOAD_MAX_SIZE $MAX_SIZE
+    SetEnv FILEUPLOAD_CORS_ORIGIN $CORS_ORIGIN
 </Location>
 
 # The same in front of an existing CGI application.
@@ -67,6 +68,7 @@ $(nginx_fastcgi_params)
             fastcgi_param PATH /usr/local/bin:/usr/bin:/bin;
             fastcgi_param FILEUPLOAD_DIRECTORY $nginx_pool;
             fastcgi_param FILEUPLOAD_MAX_SIZE $MAX_SIZE;
+            fastcgi_param FILEUPLOAD_CORS_ORIGIN $CORS_ORIGIN;
 EOF
 }
 cat >"$WORK/nginx/nginx.conf" <<EOF
@@ -109,6 +111,7 @@ alias.url = ("/cgi-bin/fileupload" => "$BIN", "/app" => "$BIN")
     setenv.add-environment = (
         "FILEUPLOAD_DIRECTORY" => "$lighttpd_pool",
         "FILEUPLOAD_MAX_SIZE" => "$MAX_SIZE",
+        "FILEUPLOAD_CORS_ORIGIN" => "$CORS_ORIGIN",
     )
 }
 \$HTTP["url"] =~ "^/app(/|\$)" {

@@ -33,12 +33,12 @@ nginx_port=$(free_port)
 mkdir -p "$WORK/nginx" "$WORK/sock"
 chown "$WEB_USER" "$WORK/sock"
 common=(--directory "$nginx_pool" --max-size "$MAX_SIZE")
-start fcgi-tcp "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$tcp_port" --max-connections 8 --max-uploads 4 --metrics
+start fcgi-tcp "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --cors-origin "$CORS_ORIGIN" --listen "127.0.0.1:$tcp_port" --max-connections 8 --max-uploads 4 --metrics
 tcp_pid=$LAST_PID
-start fcgi-unix "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "unix:$WORK/sock/fileupload.sock"
-start fcgi-app "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$app_port" --backend "$BACKEND_URL"
+start fcgi-unix "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --cors-origin "$CORS_ORIGIN" --listen "unix:$WORK/sock/fileupload.sock"
+start fcgi-app "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --cors-origin "$CORS_ORIGIN" --listen "127.0.0.1:$app_port" --backend "$BACKEND_URL"
 limited_port=$(free_port)
-start fcgi-limited "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --listen "127.0.0.1:$limited_port" \
+start fcgi-limited "${as_web_user[@]}" "$BIN" "${common[@]}" fastcgi --cors-origin "$CORS_ORIGIN" --listen "127.0.0.1:$limited_port" \
   --max-uploads 1 --idle-timeout 2s
 wait_log fcgi-tcp "listening on 127.0.0.1:$tcp_port"
 wait_log fcgi-unix "listening on unix:"
@@ -81,6 +81,8 @@ wait_url "http://127.0.0.1:$nginx_port/"
 suite nginx-fastcgi-tcp "http://127.0.0.1:$nginx_port/tcp" "$nginx_pool"
 suite nginx-fastcgi-unix "http://127.0.0.1:$nginx_port/unix" "$nginx_pool"
 suite nginx-fastcgi-kept "http://127.0.0.1:$nginx_port/kept" "$nginx_pool"
+takeover_suite nginx-fastcgi-tcp "http://127.0.0.1:$nginx_port/tcp"
+takeover_suite nginx-fastcgi-kept "http://127.0.0.1:$nginx_port/kept"
 backend_suite nginx-fastcgi-backend "http://127.0.0.1:$nginx_port/app" "$nginx_pool"
 grep -q 'POST /tcp/upload 201 ' "$WORK/fcgi-tcp.log" && ok || fail "no request log line in the responder's log"
 # --metrics on the TCP responder alone: its counters through nginx (the
@@ -167,6 +169,7 @@ fastcgi.server = (
         "bin-environment" => (
             "FILEUPLOAD_DIRECTORY" => "$lighttpd_pool",
             "FILEUPLOAD_MAX_SIZE" => "$MAX_SIZE",
+            "FILEUPLOAD_CORS_ORIGIN" => "$CORS_ORIGIN",
         ),
         "max-procs" => 1,
         "check-local" => "disable",
@@ -182,7 +185,8 @@ apache_pool=$(new_pool apache)
 apache_port=$(free_port)
 spawn_port=$(free_port)
 start spawn-fcgi spawn-fcgi -n -a 127.0.0.1 -p "$spawn_port" -u "$WEB_USER" -g "$WEB_GROUP" -- \
-  /usr/bin/env FILEUPLOAD_DIRECTORY="$apache_pool" FILEUPLOAD_MAX_SIZE="$MAX_SIZE" "$BIN" fastcgi
+  /usr/bin/env FILEUPLOAD_DIRECTORY="$apache_pool" FILEUPLOAD_MAX_SIZE="$MAX_SIZE" \
+  FILEUPLOAD_CORS_ORIGIN="$CORS_ORIGIN" "$BIN" fastcgi
 wait_log spawn-fcgi "listening on 127.0.0.1:$spawn_port"
 mkdir -p "$WORK/apache"
 cat >"$WORK/apache/httpd.conf" <<EOF

@@ -231,6 +231,27 @@ pub struct ServerArgs {
     /// Whether to serve `…/metrics`.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// Which other origins browser pages may call from.
+    #[command(flatten)]
+    pub cors: CorsArgs,
+}
+
+/// The origins whose browser pages may call the endpoints: by every front
+/// end alike.
+#[derive(Debug, Args)]
+pub struct CorsArgs {
+    /// Answer browser pages on this origin (scheme://host or
+    /// scheme://host:port, matched exactly) on the tus, upload, status and clear endpoints: CORS
+    /// preflights and Access-Control-Allow-Origin. Repeat it, or separate
+    /// origins with commas (in the variable too); none by default, and then
+    /// no CORS header at all.
+    #[arg(
+        long,
+        env = "FILEUPLOAD_CORS_ORIGIN",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub cors_origin: Vec<String>,
 }
 
 /// Whether `…/metrics` is served: by every front end alike.
@@ -268,6 +289,9 @@ pub struct CgiArgs {
     /// Whether to serve `…/metrics`.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// Which other origins browser pages may call from.
+    #[command(flatten)]
+    pub cors: CorsArgs,
 }
 
 /// Options of the FastCGI responder.

@@ -5,12 +5,13 @@
 use std::process::ExitCode;
 
 use crate::app::render::exposition;
-use crate::cli::{CgiArgs, Cli, Command, FastcgiArgs, IdCommand, ServeArgs, ServerArgs};
+use crate::cli::{CgiArgs, Cli, Command, CorsArgs, FastcgiArgs, IdCommand, ServeArgs, ServerArgs};
 use crate::config::Config;
 use crate::front::driver::Workers;
 use crate::front::{cgi, fastcgi, http};
 use crate::handoff::{Application, Backend, Service};
 use crate::log;
+use crate::model::http::parse_origin;
 use crate::model::units::parse_duration;
 
 /// Runs a parsed command line. `Err` is a start-up failure (exit status 2);
@@ -117,7 +118,8 @@ fn run_cgi(config: Config, args: CgiArgs) -> Result<ExitCode, String> {
         application,
         false,
         args.metrics.metrics,
-    ))
+        &args.cors,
+    )?)
     .map_err(|e| format!("cannot write the answer: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -140,7 +142,8 @@ fn server(mut config: Config, args: &ServerArgs, demo: bool) -> Result<(Service,
         application,
         demo,
         args.metrics.metrics,
-    );
+        &args.cors,
+    )?;
     Ok((service, workers))
 }
 
@@ -173,13 +176,20 @@ fn service(
     application: Option<Application>,
     demo: bool,
     metrics: bool,
-) -> Service {
+    cors: &CorsArgs,
+) -> Result<Service, String> {
+    let origins = cors
+        .cors_origin
+        .iter()
+        .map(|o| parse_origin(o).map_err(|e| format!("--cors-origin: {e}")))
+        .collect::<Result<Vec<_>, String>>()?;
     let takes_uploads = config.upload_url.is_none();
     let app = config
         .app(max_uploads)
         .with_demo(demo)
-        .with_metrics(metrics);
-    Service::new(app, takes_uploads, application)
+        .with_metrics(metrics)
+        .with_cors_origins(origins);
+    Ok(Service::new(app, takes_uploads, application))
 }
 
 /// Exit 0, or 1 with the reason on stderr.

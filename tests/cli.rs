@@ -89,6 +89,7 @@ fn upload(pool: &Path, key: Option<&[u8]>, id: Option<&str>, data: &[u8]) -> Val
             )],
             content_length: Some(body.len() as u64),
             body: &mut reader,
+            interrupt: None,
         },
     ));
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));

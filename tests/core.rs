@@ -503,6 +503,7 @@ fn demo_pages_only_when_asked() {
                 headers: Vec::new(),
                 content_length: None,
                 body: &mut body,
+                interrupt: None,
             },
         ))
     };
@@ -541,6 +542,7 @@ fn the_outcome_carries_what_the_log_reads() {
             headers: vec![("Content-Type".into(), FORM.into())],
             content_length: Some(body.len() as u64),
             body: &mut reader,
+            interrupt: None,
         },
     );
     assert_eq!(outcome.route, Some(Route::Upload));
@@ -562,6 +564,7 @@ fn the_outcome_carries_what_the_log_reads() {
             headers: Vec::new(),
             content_length: None,
             body: &mut empty,
+            interrupt: None,
         },
     );
     assert_eq!(outcome.identifier.as_deref(), Some(".."));
@@ -618,6 +621,7 @@ fn a_running_upload_is_reported_from_the_writers_memory() {
                     headers: vec![("Content-Type".into(), FORM.into())],
                     content_length: Some(body.len() as u64),
                     body: &mut gated,
+                    interrupt: None,
                 },
             );
             render(outcome)

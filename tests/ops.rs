@@ -86,6 +86,20 @@ fn moved(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> BTree
         .collect()
 }
 
+/// Asserts that `series` moved by `by`.
+fn expect_moved(moved: &BTreeMap<String, f64>, series: &str, by: f64) {
+    assert_eq!(moved.get(series).copied(), Some(by), "{series}: {moved:#?}");
+}
+
+/// The failed uploads of a scrape (or of what moved), every reason.
+fn failed(samples: &BTreeMap<String, f64>) -> f64 {
+    samples
+        .iter()
+        .filter(|(s, _)| s.starts_with("fileupload_uploads_failed_total{"))
+        .map(|(_, v)| v)
+        .sum()
+}
+
 /// The pool's gauges of a scrape.
 fn pool_gauges(samples: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
     samples
@@ -178,9 +192,7 @@ fn counters_move_by_what_was_done() {
     let after = scrape(&d);
 
     let moved = moved(&before, &after);
-    let expect = |series: &str, by: f64| {
-        assert_eq!(moved.get(series).copied(), Some(by), "{series}: {moved:#?}");
-    };
+    let expect = |series: &str, by: f64| expect_moved(&moved, series, by);
     expect("fileupload_uploads_started_total", 3.0);
     expect("fileupload_uploads_done_total", 1.0);
     expect(
@@ -227,15 +239,56 @@ fn counters_move_by_what_was_done() {
     }
     assert_eq!(after["fileupload_uploads_in_progress"], 0.0);
     // Every upload started ended once: done or failed.
-    let failed: f64 = after
-        .iter()
-        .filter(|(s, _)| s.starts_with("fileupload_uploads_failed_total{"))
-        .map(|(_, v)| v)
-        .sum();
     assert_eq!(
         after["fileupload_uploads_started_total"],
-        after["fileupload_uploads_done_total"] + failed
+        after["fileupload_uploads_done_total"] + failed(&after)
     );
+}
+
+/// A tus request that sends bytes is an upload for the counters: each
+/// PATCH, and a creation with a body; done when its bytes are stored,
+/// failed by the kind of its error. A creation without a body and HEAD
+/// are not.
+#[test]
+fn tus_requests_that_send_bytes_count_as_uploads() {
+    let d = Daemon::start("metrics-tus", &["--metrics"]);
+    let before = scrape(&d);
+    let tus = "Tus-Resumable: 1.0.0\r\n";
+    let stream = "Content-Type: application/offset+octet-stream\r\n";
+    let (status, head, _) = ask(
+        &d,
+        "POST",
+        "/files",
+        &format!("{tus}Upload-Length: 10\r\n"),
+        b"",
+    );
+    assert_eq!(status, 201, "{head}");
+    let path = format!("/{}", header(&head, "Location").unwrap());
+    let patch = |offset: u64, bytes: &[u8]| {
+        let extra = format!("{tus}{stream}Upload-Offset: {offset}\r\n");
+        ask(&d, "PATCH", &path, &extra, bytes).0
+    };
+    assert_eq!(patch(0, b"0123"), 204);
+    // At the wrong offset: refused before the body is read.
+    assert_eq!(patch(0, b"x"), 409);
+    assert_eq!(ask(&d, "HEAD", &path, tus, b"").0, 200);
+    assert_eq!(patch(4, b"456789"), 204);
+    let extra = format!("{tus}{stream}Upload-Length: 3\r\n");
+    assert_eq!(ask(&d, "POST", "/files", &extra, b"abc").0, 201);
+    let after = scrape(&d);
+
+    let moved = moved(&before, &after);
+    let expect = |series: &str, by: f64| expect_moved(&moved, series, by);
+    expect("fileupload_uploads_started_total", 4.0);
+    expect("fileupload_uploads_done_total", 3.0);
+    expect(r#"fileupload_uploads_failed_total{reason="conflict"}"#, 1.0);
+    expect("fileupload_received_bytes_total", 13.0);
+    expect(
+        r#"fileupload_request_duration_seconds_count{route="tus"}"#,
+        6.0,
+    );
+    assert_eq!(after["fileupload_uploads_in_progress"], 0.0);
+    assert_eq!(failed(&moved), 1.0, "{moved:#?}");
 }
 
 /// Two daemons on one pool report the same pool totals, and each its own

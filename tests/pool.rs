@@ -59,6 +59,7 @@ fn request<'a>(
         )],
         content_length: length,
         body,
+        interrupt: None,
     }
 }
 

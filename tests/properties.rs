@@ -238,6 +238,7 @@ fn upload(app: &App, id: &str, boundary: &str, body: &[u8], rng: Rng) -> (u16, s
             )],
             content_length: Some(body.len() as u64),
             body: &mut reader,
+            interrupt: None,
         },
     );
     let json = serde_json::from_slice(&response.body)
@@ -514,6 +515,7 @@ fn random_requests_never_panic() {
                 headers,
                 content_length: Some(body.len() as u64),
                 body: &mut reader,
+                interrupt: None,
             },
         );
         assert!(

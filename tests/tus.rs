@@ -262,7 +262,7 @@ fn options_says_what_is_implemented() {
                  concatenation,expiration"
             )
         );
-        assert_eq!(a.header("Tus-Checksum-Algorithm"), Some("sha1,sha256"));
+        assert_eq!(a.header("Tus-Checksum-Algorithm"), Some("md5,sha1,sha256"));
         assert_eq!(a.header("Tus-Max-Size"), Some("2097152"));
         assert_eq!(a.header("Tus-Resumable"), None, "not on OPTIONS");
         assert_eq!(a.header("Content-Length"), None, "a 204 has none");
@@ -626,8 +626,13 @@ fn checksums() {
             .len(),
         5
     );
-    // An algorithm not offered (md5 among them): 400.
-    for header in ["md5 XUFAKrxLKna5cZ2REBfFkg==", "crc32 AAAAAA==", "sha256"] {
+    // An algorithm not offered, no digest, an MD5 digest of SHA-1's
+    // length: 400.
+    for header in [
+        "crc32 AAAAAA==",
+        "sha256",
+        "md5 qvTGHdzF6KLavt4PO0gs2a6pQ00=",
+    ] {
         let a = patch_with(&d, &path, "5", &[("Upload-Checksum", header)], b"world");
         assert_eq!(a.status(), 400, "{header}: {}", a.head);
     }
@@ -635,6 +640,30 @@ fn checksums() {
     let good = sum(format!("sha256 {}", b64(&digest::SHA256, b"world")));
     let a = patch_with(&d, &path, "5", &[(good.0, &good.1)], b"world");
     assert_eq!(a.status(), 204, "{}", a.head);
+    assert_done(&d, &path, b"helloworld");
+}
+
+/// MD5, which tus clients send: the digests are Python hashlib's, so the
+/// test does not check the server's MD5 against itself.
+#[test]
+fn md5_checksums() {
+    let d = Daemon::start("tus-md5", &[]);
+    let path = create(&d, 10);
+    // md5("hello").
+    let hello = [("Upload-Checksum", "md5 XUFAKrxLKna5cZ2REBfFkg==")];
+    assert_offset(&patch_with(&d, &path, "0", &hello, b"hello"), 204, "5");
+    // md5("world") sent with "w0rld": 460, the chunk discarded.
+    let world = [("Upload-Checksum", "md5 fXkwN6B2AYZXSwKC8vQ15w==")];
+    let a = patch_with(&d, &path, "5", &world, b"w0rld");
+    assert!(
+        a.head.starts_with("HTTP/1.1 460 Checksum Mismatch\r\n"),
+        "{}",
+        a.head
+    );
+    assert_eq!(offset(&d, &path), 5);
+    let part = d.pool.join(id(&path)).join("0.part");
+    assert_eq!(std::fs::read(&part).unwrap(), b"hello");
+    assert_offset(&patch_with(&d, &path, "5", &world, b"world"), 204, "10");
     assert_done(&d, &path, b"helloworld");
 }
 
@@ -687,28 +716,132 @@ fn a_patch_cut_off_keeps_what_arrived() {
     assert_done(&d, &path, &source);
 }
 
+/// A PATCH whose client went silent mid-body (its connection held open, no
+/// FIN) holds the upload; a resume from a new connection takes it over, as
+/// tusd's lock release does: the holder is asked to stop, saves what it
+/// has (flushed, the offset recorded) and answers 423; the new request goes
+/// on from the saved offset: 409 when its `Upload-Offset` is another, the
+/// upload written on when it is that one. From another process too: a CGI
+/// request takes over from the daemon.
 #[test]
-fn one_patch_at_a_time() {
-    let d = Daemon::start("tus-locked", &[]);
+fn a_resume_takes_over_from_a_silent_patch() {
+    let d = Daemon::start("tus-takeover", &[]);
+    let source = data(100, 11);
+    let path = create(&d, 100);
+    let part = d.pool.join(id(&path)).join("0.part");
+    let mut first = begin_patch(&d, &path, 0, 100);
+    first.write_all(&source[..40]).unwrap();
+    hold(&d, &path, &mut first, &source[40..41]);
+    // The client resumes from the offset it last knew (0): the holder is
+    // stopped and 41 bytes are saved, so 409, within the bound.
+    let start = Instant::now();
+    let a = patch(&mut d.connect(), &path, 0, b"x");
+    let took = start.elapsed();
+    assert_eq!(a.status(), 409, "{}", a.head);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let a = read_answer(&mut first, false);
+    assert_eq!(a.status(), 423, "{}", a.head);
+    assert_eq!(offset(&d, &path), 41);
+    assert!(std::fs::read(&part).unwrap() == source[..41]);
+    let st = status(&d, &path);
+    assert_eq!(
+        (st["state"].as_str(), st["received"].as_u64()),
+        (Some("uploading"), Some(41)),
+        "{st}"
+    );
+    // Again, and this time the resume (a CGI process: another process on
+    // the same pool) sends the offset the holder saves: it goes on.
+    let mut second = begin_patch(&d, &path, 41, 59);
+    second.write_all(&source[41..60]).unwrap();
+    hold(&d, &path, &mut second, &source[60..61]);
+    let start = Instant::now();
+    let out = cgi_patch(&d.pool, &path, "61", &source[61..]);
+    let took = start.elapsed();
+    assert!(
+        out.starts_with("Status: 204 No Content\r\nUpload-Offset: 100\r\n"),
+        "{out}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let a = read_answer(&mut second, false);
+    assert_eq!(a.status(), 423, "{}", a.head);
+    assert_done(&d, &path, &source);
+}
+
+/// The reverse: a CGI process writes the upload, its web server's pipe
+/// silent (held open, nothing more sent); a resume at the daemon takes
+/// over. The CGI program wakes its read of stdin (poll(2) in slices).
+#[test]
+fn a_resume_takes_over_from_a_silent_cgi_patch() {
+    let d = Daemon::start("tus-takeover-cgi", &[]);
+    let source = data(100, 13);
+    let path = create(&d, 100);
+    let mut holder = common::spawn_cgi(
+        &d.pool,
+        &[
+            ("HTTP_TUS_RESUMABLE", "1.0.0"),
+            ("REQUEST_METHOD", "PATCH"),
+            ("PATH_INFO", path.as_str()),
+            ("HTTP_UPLOAD_OFFSET", "0"),
+            ("CONTENT_TYPE", "application/offset+octet-stream"),
+            ("CONTENT_LENGTH", "100"),
+        ],
+    );
+    let mut pipe = holder.stdin.take().unwrap();
+    pipe.write_all(&source[..40]).unwrap();
+    pipe.flush().unwrap();
+    sleep(Duration::from_millis(300));
+    pipe.write_all(&source[40..41]).unwrap();
+    pipe.flush().unwrap();
+    eventually("the CGI PATCH publishes its progress", || {
+        status(&d, &path)["received"].as_u64() == Some(41)
+    });
+    let start = Instant::now();
+    let a = patch(&mut d.connect(), &path, 41, &source[41..]);
+    let took = start.elapsed();
+    assert_offset(&a, 204, "100");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // The holder answered 423 and ended, its pipe still open.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ended = loop {
+        if let Some(ended) = holder.try_wait().unwrap() {
+            break ended;
+        }
+        if Instant::now() > deadline {
+            let _ = holder.kill();
+            let _ = holder.wait();
+            panic!("the CGI holder never ended");
+        }
+        sleep(Duration::from_millis(20));
+    };
+    assert!(ended.success());
+    let mut out = String::new();
+    holder
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(out.starts_with("Status: 423 Locked\r\n"), "{out}");
+    drop(pipe);
+    assert_done(&d, &path, &source);
+}
+
+/// A termination while a PATCH waits on a silent client: the writer is
+/// woken, sees the clear and removes the upload at once, rather than at
+/// the idle timeout.
+#[test]
+fn a_delete_stops_a_silent_patch() {
+    let d = Daemon::start("tus-delete-held", &[]);
     let path = create(&d, 100);
     let mut first = begin_patch(&d, &path, 0, 100);
-    first.write_all(&[1; 40]).unwrap();
-    hold(&d, &path, &mut first, &[1]);
-    // A second one meanwhile: 423 Locked, not 409, whatever its offset;
-    // from another process (a CGI one on the same pool) too.
-    for at in [0, 40] {
-        let a = patch(&mut d.connect(), &path, at, b"x");
-        assert_eq!(a.status(), 423, "{at}: {}", a.head);
-        assert!(a.head.starts_with("HTTP/1.1 423 Locked\r\n"));
-        let out = cgi_patch(&d.pool, &path, &at.to_string(), b"x");
-        assert!(out.starts_with("Status: 423 Locked\r\n"), "{out}");
-    }
-    first.write_all(&[2; 59]).unwrap();
+    first.write_all(&[7; 40]).unwrap();
+    hold(&d, &path, &mut first, &[7]);
+    let a = once(&d, "DELETE", &path, &[TUS], b"");
+    assert_eq!(a.status(), 204, "{}", a.head);
     let a = read_answer(&mut first, false);
-    assert_offset(&a, 204, "100");
-    let mut source = vec![1; 41];
-    source.extend_from_slice(&[2; 59]);
-    assert_done(&d, &path, &source);
+    assert_eq!(a.status(), 410, "{}", a.head);
+    assert_eq!(once(&d, "HEAD", &path, &[TUS], b"").status(), 404);
+    assert!(!d.pool.join(id(&path)).exists());
 }
 
 #[test]
@@ -754,29 +887,12 @@ fn kill_9_mid_patch_then_resume() {
     assert_done(&d, &path, &source);
 }
 
-/// The CGI program on `pool`: one request, `env` beside the CGI
-/// variables every request has, `body` on its stdin; what it prints.
+/// The CGI program on `pool` (see [`common::run_cgi`]), with
+/// `Tus-Resumable: 1.0.0`.
 fn cgi(pool: &std::path::Path, env: &[(&str, &str)], body: &[u8]) -> String {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fileupload"))
-        .arg("--directory")
-        .arg(pool)
-        .arg("cgi")
-        .env_clear()
-        .envs([
-            ("GATEWAY_INTERFACE", "CGI/1.1"),
-            ("SERVER_PROTOCOL", "HTTP/1.1"),
-            ("SCRIPT_NAME", "/cgi-bin/fileupload"),
-            ("HTTP_TUS_RESUMABLE", "1.0.0"),
-        ])
-        .envs(env.iter().copied())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(body).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()
+    let mut all = vec![("HTTP_TUS_RESUMABLE", "1.0.0")];
+    all.extend_from_slice(env);
+    common::run_cgi(pool, &all, body)
 }
 
 /// A CGI PATCH of `bytes` at `offset` on `path`.
@@ -805,16 +921,16 @@ fn cgi_patch_with(
 }
 
 /// A CGI creation on `pool` of an upload of `length` bytes, `body` its
-/// first bytes (creation-with-upload), by a process given
-/// `--expire-after EXPIRE`: the answer, asserted 201.
-fn cgi_create(pool: &std::path::Path, length: usize, expire: &str, body: &[u8]) -> String {
+/// first bytes (creation-with-upload), with `more` variables (settings,
+/// headers): the answer, asserted 201.
+fn cgi_create(pool: &std::path::Path, length: usize, more: &[(&str, &str)], body: &[u8]) -> String {
     let (length, sent) = (length.to_string(), body.len().to_string());
     let mut env = vec![
         ("REQUEST_METHOD", "POST"),
         ("PATH_INFO", "/files"),
         ("HTTP_UPLOAD_LENGTH", length.as_str()),
-        ("FILEUPLOAD_EXPIRE_AFTER", expire),
     ];
+    env.extend_from_slice(more);
     if !body.is_empty() {
         env.push(("CONTENT_TYPE", "application/offset+octet-stream"));
         env.push(("CONTENT_LENGTH", sent.as_str()));
@@ -836,19 +952,7 @@ fn cgi_one_process_per_request() {
     let dir = common::TempDir::new("tus-cgi");
     let pool = dir.pool();
     let cgi = |env: &[(&str, &str)], body: &[u8]| cgi(&pool, env, body);
-    let out = cgi(
-        &[
-            ("REQUEST_METHOD", "POST"),
-            ("PATH_INFO", "/files"),
-            ("HTTP_UPLOAD_LENGTH", "5"),
-        ],
-        b"",
-    );
-    assert!(out.starts_with("Status: 201 Created\r\n"), "{out}");
-    let location = header(&format!("x\r\n{out}"), "Location")
-        .unwrap()
-        .to_owned();
-    let path = format!("/{location}");
+    let path = cgi_location(&cgi_create(&pool, 5, &[], b""));
     let patch = |offset: &str, bytes: &[u8]| cgi_patch(&pool, &path, offset, bytes);
     let out = patch("0", b"hel");
     let answer = cgi_head(&out);
@@ -1394,17 +1498,27 @@ fn an_unfinished_upload_expires_with_410() {
         )
     };
     let before = unix_now();
-    let out = cgi_create(&pool, 10, "2s", b"");
+    let out = cgi_create(&pool, 10, &[("FILEUPLOAD_EXPIRE_AFTER", "2s")], b"");
     let created = http_seconds(header(&cgi_head(&out), "Upload-Expires").unwrap());
     assert!(
         created >= before + 2 && created <= unix_now() + 3,
         "{before} {created}"
     );
     let path = cgi_location(&out);
-    let other = cgi_location(&cgi_create(&pool, 10, "2s", b""));
-    let third = cgi_location(&cgi_create(&pool, 10, "2s", b""));
+    let other = cgi_location(&cgi_create(
+        &pool,
+        10,
+        &[("FILEUPLOAD_EXPIRE_AFTER", "2s")],
+        b"",
+    ));
+    let third = cgi_location(&cgi_create(
+        &pool,
+        10,
+        &[("FILEUPLOAD_EXPIRE_AFTER", "2s")],
+        b"",
+    ));
     // Complete at once: no expiry.
-    let out = cgi_create(&pool, 2, "2s", b"ok");
+    let out = cgi_create(&pool, 2, &[("FILEUPLOAD_EXPIRE_AFTER", "2s")], b"ok");
     assert_eq!(header(&cgi_head(&out), "Upload-Expires"), None, "{out}");
     let done = cgi_location(&out);
     // A write a second later moves the time on.
@@ -1504,7 +1618,13 @@ fn gc_unfinished_removes_expired_uploads() {
     let dir = common::TempDir::new("tus-gc-unfinished");
     let pool = dir.pool();
     let create = |length: usize, expire: &str, body: &[u8]| {
-        id(&cgi_location(&cgi_create(&pool, length, expire, body))).to_owned()
+        id(&cgi_location(&cgi_create(
+            &pool,
+            length,
+            &[("FILEUPLOAD_EXPIRE_AFTER", expire)],
+            body,
+        )))
+        .to_owned()
     };
     let (soon, later) = (create(10, "1s", b""), create(10, "1h", b""));
     let done = create(2, "1s", b"ok");
@@ -1549,7 +1669,13 @@ fn gc_unfinished_removes_expired_uploads() {
 fn the_fastcgi_responder_sweeps_expired_uploads() {
     let dir = common::TempDir::new("tus-fastcgi-sweep");
     let pool = dir.pool();
-    let upload = id(&cgi_location(&cgi_create(&pool, 10, "1s", b""))).to_owned();
+    let upload = id(&cgi_location(&cgi_create(
+        &pool,
+        10,
+        &[("FILEUPLOAD_EXPIRE_AFTER", "1s")],
+        b"",
+    )))
+    .to_owned();
     assert!(pool.join(&upload).exists());
     /// The responder, killed if the test fails before it stops.
     struct Responder(std::process::Child);
@@ -1670,28 +1796,24 @@ fn a_cgi_patch_ended_by_sigterm_keeps_what_it_read() {
     let dir = common::TempDir::new("tus-cgi-sigterm");
     let pool = dir.pool();
     let source = data(3 * 1024 * 1024, 10);
-    let path = cgi_location(&cgi_create(&pool, source.len(), "1h", b""));
+    let path = cgi_location(&cgi_create(
+        &pool,
+        source.len(),
+        &[("FILEUPLOAD_EXPIRE_AFTER", "1h")],
+        b"",
+    ));
     let length = source.len().to_string();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fileupload"))
-        .arg("--directory")
-        .arg(&pool)
-        .arg("cgi")
-        .env_clear()
-        .envs([
-            ("GATEWAY_INTERFACE", "CGI/1.1"),
-            ("SERVER_PROTOCOL", "HTTP/1.1"),
-            ("SCRIPT_NAME", "/cgi-bin/fileupload"),
+    let mut child = common::spawn_cgi(
+        &pool,
+        &[
             ("HTTP_TUS_RESUMABLE", "1.0.0"),
             ("REQUEST_METHOD", "PATCH"),
             ("PATH_INFO", path.as_str()),
             ("HTTP_UPLOAD_OFFSET", "0"),
             ("CONTENT_TYPE", "application/offset+octet-stream"),
             ("CONTENT_LENGTH", length.as_str()),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
     // 1.5 MiB at once: progress is published at 1 MiB, and the rest comes
     // well within the 250 ms after it.
     let sent = 3 * 512 * 1024;
@@ -1722,4 +1844,60 @@ fn a_cgi_patch_ended_by_sigterm_keeps_what_it_read() {
     assert!(rest.starts_with("Status: 204"), "{rest}");
     let stored = std::fs::read(pool.join(id(&path)).join("0")).unwrap();
     assert!(stored == source);
+}
+
+/// With `--exec` (CGI), the request that completes a tus upload runs the
+/// application once with the description (and the file's path) on its
+/// stdin, through the same hand-off as `--backend`; the tus client still
+/// gets its tus answer, not the application's.
+#[test]
+fn the_exec_application_gets_the_description_once() {
+    let dir = common::TempDir::new("tus-exec");
+    let pool = dir.pool();
+    let descriptions = dir.path().join("descriptions");
+    let app = dir.path().join("app.sh");
+    std::fs::write(
+        &app,
+        format!(
+            "#!/bin/sh\n/bin/cat >>'{}'\necho >>'{}'\nprintf 'Content-Type: text/plain\\r\\n\\r\\napp'\n",
+            descriptions.display(),
+            descriptions.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let app = app.to_str().unwrap();
+    let source = data(3000, 12);
+    let path = cgi_location(&cgi_create(&pool, 3000, &[("FILEUPLOAD_EXEC", app)], b""));
+    let patch = |offset: u64, bytes: &[u8]| {
+        let offset = offset.to_string();
+        cgi_patch_with(&pool, &path, &offset, &[("FILEUPLOAD_EXEC", app)], bytes)
+    };
+    let out = patch(0, &source[..1000]);
+    assert!(
+        out.starts_with("Status: 204 No Content\r\nUpload-Offset: 1000\r\n"),
+        "{out}"
+    );
+    assert!(!descriptions.exists(), "handed over before done");
+    let out = patch(1000, &source[1000..]);
+    assert_eq!(
+        out,
+        "Status: 204 No Content\r\nUpload-Offset: 3000\r\nTus-Resumable: 1.0.0\r\n\r\n"
+    );
+    let handed = std::fs::read_to_string(&descriptions).unwrap();
+    let lines: Vec<&str> = handed.lines().collect();
+    assert_eq!(lines.len(), 1, "{handed}");
+    let description: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(description["state"], "done");
+    assert_eq!(description["identifier"], id(&path));
+    assert_eq!(description["files"][0]["sha256"], sha256(&source));
+    let stored = std::fs::read(description["files"][0]["path"].as_str().unwrap()).unwrap();
+    assert!(stored == source);
+    // Once: a PATCH on the done upload runs nothing again.
+    let out = patch(3000, b"");
+    assert!(
+        out.starts_with("Status: 204 No Content\r\nUpload-Offset: 3000\r\n"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&descriptions).unwrap(), handed);
 }

@@ -54,6 +54,7 @@ fuzz_target!(|data: &[u8]| {
         )],
         content_length: Some(body.len() as u64),
         body: &mut reader,
+        interrupt: None,
     }));
     assert!(
         matches!(response.status, 201 | 400 | 413),

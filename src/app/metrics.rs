@@ -32,7 +32,7 @@ fn route_index(route: Option<Route>) -> usize {
         Some(Route::Metrics) => 3,
         Some(Route::Healthz) => 4,
         Some(Route::Tus(_)) => 5,
-        Some(Route::MethodNotAllowed(_) | Route::NotFound) | None => 6,
+        Some(Route::MethodNotAllowed(_) | Route::NotFound | Route::Preflight) | None => 6,
     }
 }
 

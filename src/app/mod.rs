@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::model::error::{Error, ErrorKind, Result};
-use crate::model::http::{Request, Response, prefers_html, valid_callback};
+use crate::model::http::{HeaderValue, Request, Response, prefers_html, valid_callback};
 use crate::model::identifier::Identifier;
 use crate::model::multipart;
 use crate::model::status::Status;
@@ -36,6 +36,9 @@ pub struct App {
     /// Whether `…/metrics` is served (`--metrics`); counted either way.
     metrics: bool,
     counters: Counters,
+    /// The origins a browser page may call the endpoints from
+    /// (`--cors-origin`); none by default.
+    cors_origins: Vec<HeaderValue>,
 }
 
 /// What a request asks for, from its method, path and query.
@@ -53,6 +56,10 @@ pub enum Route {
     Healthz,
     /// A tus 1.0.0 request (`…/files`, `…/files/ID`), by the method it means.
     Tus(Tus),
+    /// A CORS preflight (`OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`) for a route that answers other
+    /// origins (see [`Route::answers_other_origins`]); see [`route_request`].
+    Preflight,
     /// A known path with a method it does not take; the value is `Allow`.
     MethodNotAllowed(&'static str),
     /// Anything else.
@@ -93,6 +100,16 @@ impl Route {
     pub fn is_upload(self) -> bool {
         matches!(self, Route::Upload | Route::Tus(Tus::Create | Tus::Patch))
     }
+
+    /// Whether a browser page on a listed origin (`--cors-origin`) may
+    /// call the route: what such a page uses (tus, the multipart upload,
+    /// status, clear), not the operator's `…/metrics` and `…/healthz`.
+    pub fn answers_other_origins(self) -> bool {
+        matches!(
+            self,
+            Route::Upload | Route::Status | Route::Clear | Route::Tus(_) | Route::Preflight
+        )
+    }
 }
 
 /// [`route`] for a request with headers: on the tus paths the method is
@@ -100,17 +117,42 @@ impl Route {
 /// asks for it, for clients behind proxies that pass only GET and POST).
 /// Elsewhere the header means nothing.
 ///
+/// An `OPTIONS` with `Origin` and `Access-Control-Request-Method` is a CORS
+/// preflight ([`Route::Preflight`]) when it asks for a tus path, or for a
+/// method the route of which answers other origins; any other `OPTIONS`
+/// on a tus path is tus' own. The core answers a preflight from an origin
+/// it does not list as it would the plain `OPTIONS` (see
+/// [`App::settle_preflight`]).
+///
 /// ```
 /// use fileupload::app::{route_request, Route, Tus};
 /// let h = vec![("X-HTTP-Method-Override".to_owned(), "PATCH".to_owned())];
 /// assert_eq!(route_request("POST", "/files/a", "", &h), Route::Tus(Tus::Patch));
 /// assert_eq!(route_request("POST", "/upload", "", &h), Route::Upload);
+/// let pre = |m: &str| vec![
+///     ("Origin".to_owned(), "https://a.example".to_owned()),
+///     ("Access-Control-Request-Method".to_owned(), m.to_owned()),
+/// ];
+/// assert_eq!(route_request("OPTIONS", "/files", "", &pre("POST")), Route::Preflight);
+/// assert_eq!(route_request("OPTIONS", "/files", "", &[]), Route::Tus(Tus::Options));
+/// assert_eq!(route_request("OPTIONS", "/upload/status", "", &pre("GET")), Route::Preflight);
+/// assert_ne!(route_request("OPTIONS", "/metrics", "", &pre("GET")), Route::Preflight);
 /// ```
 pub fn route_request(method: &str, path: &str, query: &str, headers: &[(String, String)]) -> Route {
-    let method = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("X-HTTP-Method-Override"))
-        .map(|(_, v)| v.trim())
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    };
+    if method == "OPTIONS"
+        && header("Origin").is_some()
+        && let Some(asked) = header("Access-Control-Request-Method")
+        && (tus_path(path).is_some() || route(asked, path, query).answers_other_origins())
+    {
+        return Route::Preflight;
+    }
+    let method = header("X-HTTP-Method-Override")
         .filter(|_| tus_path(path).is_some())
         .unwrap_or(method);
     route(method, path, query)
@@ -222,6 +264,10 @@ pub struct Outcome {
     /// The JSONP callback the answer is wrapped in, once it was found
     /// acceptable (status and clear only).
     pub callback: Option<String>,
+    /// The request's `Origin` when it is one of `--cors-origin` and the
+    /// route answers other origins: the answer, errors included, then
+    /// says so (`Access-Control-Allow-Origin`).
+    pub cors_origin: Option<HeaderValue>,
     /// The answer, or the failure to answer with.
     pub answer: Result<Answer>,
 }
@@ -249,6 +295,8 @@ pub enum Answer {
     Healthy,
     /// A tus request's answer.
     Tus(TusAnswer),
+    /// A CORS preflight from a listed origin: 204 with what may be sent.
+    Preflight,
     /// The answer of the application behind the core (`--backend`,
     /// `--exec`), relayed as it came, but for headers that fail the check
     /// of [`crate::model::http::HeaderValue`].
@@ -328,6 +376,7 @@ impl Outcome {
             identifier: None,
             received: 0,
             callback: None,
+            cors_origin: None,
             answer: Err(Error::internal("the request was not answered")),
         }
     }
@@ -339,6 +388,7 @@ impl Outcome {
             identifier: None,
             received: 0,
             callback: None,
+            cors_origin: None,
             answer: Err(err),
         }
     }
@@ -357,7 +407,7 @@ impl Outcome {
             Ok(Answer::Application(response)) => response.status,
             Ok(Answer::Tus(TusAnswer::Created { .. })) => 201,
             Ok(Answer::Tus(TusAnswer::Info { .. })) => 200,
-            Ok(Answer::Tus(_)) => 204,
+            Ok(Answer::Tus(_) | Answer::Preflight) => 204,
             Err(e) => e.status(),
         }
     }
@@ -376,7 +426,40 @@ impl App {
             demo: false,
             metrics: false,
             counters: Counters::default(),
+            cors_origins: Vec::new(),
         }
+    }
+
+    /// Answers browser pages on these origins (`--cors-origin`, each
+    /// checked by [`crate::model::http::parse_origin`]), on the routes
+    /// that answer other origins.
+    pub fn with_cors_origins(mut self, origins: Vec<HeaderValue>) -> App {
+        self.cors_origins = origins;
+        self
+    }
+
+    /// The listed origin the request comes from: its `Origin` equal, byte
+    /// for byte, to one of `--cors-origin`. The value answered is the
+    /// listed one, never the client's text.
+    fn listed_origin(&self, request: &Request<'_>) -> Option<HeaderValue> {
+        // Only HTTP's optional white space is not the origin's.
+        let origin = request.header("Origin")?.trim_matches([' ', '\t']);
+        self.cors_origins
+            .iter()
+            .find(|listed| listed.as_str() == origin)
+            .cloned()
+    }
+
+    /// The route to answer: a preflight from an origin that is not listed
+    /// is answered as the plain `OPTIONS` would be (tus' own on a tus
+    /// path, 405 elsewhere), without CORS headers, so the browser refuses
+    /// the page. The middleware asks before it decides where a request
+    /// goes.
+    pub fn settle_preflight(&self, route: Route, request: &Request<'_>) -> Route {
+        if route == Route::Preflight && self.listed_origin(request).is_none() {
+            return self::route(&request.method, &request.path, &request.query);
+        }
+        route
     }
 
     /// Also serves `…/metrics` (else 404 there).
@@ -412,7 +495,15 @@ impl App {
     /// `…/metrics`.
     pub fn handle(&self, route: Route, request: Request<'_>) -> Outcome {
         let started = Instant::now();
-        let upload = route == Route::Upload && self.takes_uploads;
+        let route = self.settle_preflight(route, &request);
+        // A tus request that sends bytes is an upload too: each PATCH, and
+        // a creation with a body, done when its bytes are stored.
+        let upload = self.takes_uploads
+            && match route {
+                Route::Upload | Route::Tus(Tus::Patch) => true,
+                Route::Tus(Tus::Create) => tus::sends_body(&request),
+                _ => false,
+            };
         if upload {
             self.counters.upload_started();
         }
@@ -430,6 +521,9 @@ impl App {
             outcome.answer = Ok(Answer::Page(page));
             return outcome;
         }
+        if route.answers_other_origins() {
+            outcome.cors_origin = self.listed_origin(&request);
+        }
         let params = request.params();
         outcome.answer = match route {
             Route::Upload if self.takes_uploads => self.upload(request, &params, &mut outcome),
@@ -443,6 +537,7 @@ impl App {
             Route::Metrics if self.metrics => self.report().map(|r| Answer::Metrics(Box::new(r))),
             Route::Metrics => Err(Error::not_found("not found")),
             Route::Healthz => self.health(),
+            Route::Preflight => Ok(Answer::Preflight),
         };
         outcome
     }

@@ -35,6 +35,26 @@ const TUS_EXTENSIONS: HeaderValue = HeaderValue::from_static(
 const TUS_CHECKSUMS: HeaderValue = HeaderValue::from_static(tus::CHECKSUM_ALGORITHMS);
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const DEFER: HeaderValue = HeaderValue::from_static("1");
+/// What a page on a listed origin may send (the methods tus clients use,
+/// and `OPTIONS`) and with which headers: tus' request headers, as tusd
+/// lists them, and `X-Progress-ID` of the multipart endpoints.
+const CORS_METHODS: HeaderValue =
+    HeaderValue::from_static("POST, GET, HEAD, PATCH, DELETE, OPTIONS");
+const CORS_REQUEST_HEADERS: HeaderValue = HeaderValue::from_static(
+    "Authorization, Origin, X-Requested-With, X-Request-ID, X-HTTP-Method-Override, \
+     Content-Type, Upload-Length, Upload-Offset, Tus-Resumable, Upload-Metadata, \
+     Upload-Defer-Length, Upload-Concat, Upload-Checksum, X-Progress-ID",
+);
+/// The answer headers a page may read: the tus ones, beyond what CORS
+/// lets it read anyway.
+const CORS_EXPOSED: HeaderValue = HeaderValue::from_static(
+    "Upload-Offset, Location, Upload-Length, Tus-Version, Tus-Resumable, Tus-Max-Size, \
+     Tus-Extension, Upload-Metadata, Upload-Defer-Length, Upload-Concat, Upload-Expires, \
+     Upload-Checksum",
+);
+/// How long a browser may keep a preflight's answer: a day, as tusd.
+const CORS_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
+const VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
 
 /// The response for an outcome, with the status [`Outcome::status`] gives.
 pub fn render(outcome: Outcome) -> Response {
@@ -42,9 +62,11 @@ pub fn render(outcome: Outcome) -> Response {
         route,
         callback,
         answer,
+        cors_origin,
         ..
     } = outcome;
     let callback = callback.as_deref();
+    let preflight = matches!(answer, Ok(Answer::Preflight));
     let rendered = match answer {
         Ok(Answer::Status(status)) => encode(&status).map(|json| document(200, callback, json)),
         Ok(Answer::Cleared) => Ok(document(200, callback, br#"{"success":true}"#.to_vec())),
@@ -64,9 +86,36 @@ pub fn render(outcome: Outcome) -> Response {
         Ok(Answer::Healthy) => Ok(Response::new(200, JSON, br#"{"healthy":true}"#.to_vec())),
         Ok(Answer::Application(response)) => Ok(response),
         Ok(Answer::Tus(answer)) => tus_response(answer),
+        Ok(Answer::Preflight) => Ok(Response {
+            status: 204,
+            headers: vec![
+                (header::ACCESS_CONTROL_ALLOW_METHODS, CORS_METHODS),
+                (header::ACCESS_CONTROL_ALLOW_HEADERS, CORS_REQUEST_HEADERS),
+                (header::ACCESS_CONTROL_MAX_AGE, CORS_MAX_AGE),
+            ],
+            body: Vec::new(),
+        }),
         Err(e) => Err(e),
     };
-    rendered.unwrap_or_else(|e| error_response(route, &e, callback))
+    let response = rendered.unwrap_or_else(|e| error_response(route, &e, callback));
+    match cors_origin {
+        Some(origin) => with_cors(response, origin, preflight),
+        None => response,
+    }
+}
+
+/// An answer to a page on a listed origin: the origin allowed (the listed
+/// value), `Vary: Origin` since the answer differs by origin, and but for
+/// a preflight the headers the page may read.
+fn with_cors(response: Response, origin: HeaderValue, preflight: bool) -> Response {
+    let response = response
+        .with_header(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin)
+        .with_header(header::VARY, VARY_ORIGIN);
+    if preflight {
+        response
+    } else {
+        response.with_header(header::ACCESS_CONTROL_EXPOSE_HEADERS, CORS_EXPOSED)
+    }
 }
 
 /// The answer for an error: its JSON (or JSONP) body with its status, and

@@ -10,6 +10,7 @@
 mod concat;
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Answer, App, Outcome, Tus, TusAnswer, tus_path};
 use crate::model::error::{Error, ErrorKind, Result};
@@ -21,7 +22,7 @@ use crate::model::tus::{
     Concat, OFFSET_OCTET_STREAM, PARTIAL, VERSION, parse_checksum, parse_concat, parse_digits,
     parse_metadata,
 };
-use crate::pool::resumable::Resumable;
+use crate::pool::resumable::{Resumable, STOP_POLL, StopWatch};
 
 /// Bytes read from a body at a time.
 const READ_BLOCK: usize = 256 * 1024;
@@ -104,15 +105,10 @@ impl App {
             self.check_size(length)?;
         }
         let metadata = parse_metadata(request.header("Upload-Metadata").unwrap_or(""))?;
-        // A body comes with a declared length above 0, or chunked with the
-        // tus content type; any other request has none to read.
-        let typed = is_offset_stream(request);
-        let body = match request.content_length {
-            Some(0) => false,
-            Some(_) if !typed => return Err(unsupported_type()),
-            Some(_) => true,
-            None => typed,
-        };
+        let body = sends_body(request);
+        if body && !is_offset_stream(request) {
+            return Err(unsupported_type());
+        }
         if let (Some(length), Some(declared)) = (length, request.content_length)
             && declared > length
         {
@@ -208,15 +204,16 @@ impl App {
             Some(header) => Some(parse_checksum(header)?),
             None => None,
         };
-        let mut context = checksum
-            .as_ref()
-            .map(|c| ring::digest::Context::new(c.algorithm));
+        let mut context = checksum.as_ref().map(|c| c.hasher());
         let start = upload.offset();
         let mut pace = Pace::new(self.limits.idle_timeout, 0);
         let mut block = vec![0u8; READ_BLOCK];
-        let result = (|| -> Result<()> {
+        let stop = upload.stop_watch();
+        let interrupt = request.interrupt;
+        let body = &mut *request.body;
+        let mut read_all = || -> Result<()> {
             loop {
-                let n = match request.body.read(&mut block) {
+                let n = match body.read(&mut block) {
                     Ok(0) => return Ok(()),
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -235,10 +232,20 @@ impl App {
                 }
                 upload.write(&block[..n])?;
             }
-        })();
+        };
+        let mut result = match interrupt {
+            Some(wake) => watched(&stop, wake, read_all),
+            None => read_all(),
+        };
+        // Stopped on purpose: the reason, not the read's failure.
+        if result.is_err()
+            && let Some(why) = stop.why()
+        {
+            result = Err(why);
+        }
         let verdict = match (result, checksum.take(), context) {
             (Ok(()), Some(expected), Some(context)) => {
-                if context.finish().as_ref() == expected.expected.as_slice() {
+                if context.finish() == expected.expected {
                     Ok(())
                 } else {
                     Err(Error::new(
@@ -283,6 +290,45 @@ impl App {
             "upload larger than the limit of {} bytes",
             self.limits.max_size.unwrap_or(0)
         ))
+    }
+}
+
+/// Runs `read` (the reading of a body into an upload) while a second
+/// thread looks, every [`STOP_POLL`], whether the writer was asked to stop
+/// (see [`crate::pool::resumable`]); if so it wakes the read
+/// with `wake`, since a client that went silent would otherwise hold the
+/// upload until the idle timeout.
+fn watched(
+    stop: &StopWatch,
+    wake: &(dyn Fn() + Sync),
+    read: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let finished = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            while !finished.load(Ordering::SeqCst) {
+                if stop.why().is_some() {
+                    wake();
+                    return;
+                }
+                std::thread::park_timeout(STOP_POLL);
+            }
+        });
+        let result = read();
+        finished.store(true, Ordering::SeqCst);
+        watcher.thread().unpark();
+        result
+    })
+}
+
+/// Whether a creation sends a body (creation-with-upload): a declared
+/// length above 0, or a chunked one with the tus content type; any other
+/// request has none to read.
+pub(super) fn sends_body(request: &Request<'_>) -> bool {
+    match request.content_length {
+        Some(0) => false,
+        Some(_) => true,
+        None => is_offset_stream(request),
     }
 }
 

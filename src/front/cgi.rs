@@ -5,13 +5,16 @@
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::app::{Outcome, render::render, route_request};
 use crate::front::signal;
 use crate::handoff::Service;
 use crate::model::error::{Error, Result};
 use crate::model::http::{Request, Response, percent_decode, reason};
+use crate::pool::resumable::STOP_POLL;
 
 /// Everything of a request but its body, as CGI meta-variables give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +41,7 @@ impl Head {
             headers: self.headers,
             content_length: self.content_length,
             body,
+            interrupt: None,
         }
     }
 }
@@ -201,10 +205,20 @@ pub fn run(service: &Service) -> io::Result<()> {
     let limit = match head(vars) {
         Ok(head) => {
             let limit = head.content_length.unwrap_or(u64::MAX);
-            let mut body = Stdin(io::stdin().lock()).take(limit);
+            let woken = AtomicBool::new(false);
+            let wake = || woken.store(true, Ordering::SeqCst);
+            let mut body = WakeableStdin::new(&woken)?.take(limit);
             let route = route_request(&head.method, &head.path, &head.query, &head.headers);
-            answer(&render(service.handle(route, head.into_request(&mut body))))?;
-            body.limit()
+            let mut request = head.into_request(&mut body);
+            request.interrupt = Some(&wake);
+            answer(&render(service.handle(route, request)))?;
+            // Asked to stop while the client was silent: what is left of
+            // the body may never come, and the answer is out.
+            if woken.load(Ordering::SeqCst) {
+                0
+            } else {
+                body.limit()
+            }
         }
         Err(e) => {
             answer(&render(Outcome::refused(e)))?;
@@ -222,27 +236,58 @@ pub fn run(service: &Service) -> io::Result<()> {
     Ok(())
 }
 
-/// Standard input, whose reads fail once the web server has asked the
-/// process to end (see [`signal::install_interrupting`]): the request then
-/// ends as one whose client went away, and saves what it has.
-struct Stdin<R>(R);
+/// The body on standard input, read so that another thread can wake a
+/// read waiting on a silent client ([`Request::interrupt`]), as the core
+/// does when another request takes over the tus upload this one writes: a
+/// web server's pipe cannot be shut down as a socket can, so each read
+/// waits with poll(2) in slices of [`STOP_POLL`] and looks at `woken` in
+/// between. A web server ending the process (SIGTERM: its client went
+/// away) stops the read too, so that what arrived is saved. Unbuffered (a second descriptor of stdin, not `io::Stdin`), so
+/// that no byte of the body waits in a buffer that poll cannot see.
+struct WakeableStdin<'w> {
+    file: std::fs::File,
+    woken: &'w AtomicBool,
+}
 
-impl<R: Read> Read for Stdin<R> {
+impl<'w> WakeableStdin<'w> {
+    fn new(woken: &'w AtomicBool) -> io::Result<WakeableStdin<'w>> {
+        let fd = io::stdin().as_fd().try_clone_to_owned()?;
+        Ok(WakeableStdin {
+            file: std::fs::File::from(fd),
+            woken,
+        })
+    }
+}
+
+impl Read for WakeableStdin<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let ended = || {
-            io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "the web server ended the request (SIGTERM)",
-            )
-        };
-        if signal::stop_requested() {
-            return Err(ended());
-        }
-        match self.0.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted && signal::stop_requested() => {
-                Err(ended())
+        let wait = libc::c_int::try_from(STOP_POLL.as_millis()).unwrap_or(libc::c_int::MAX);
+        loop {
+            // Woken by the core, or ended by the web server (SIGTERM,
+            // which also cuts poll short: see signal::install_interrupting).
+            if self.woken.load(Ordering::SeqCst) || signal::stop_requested() {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "asked to stop reading the body",
+                ));
             }
-            read => read,
+            let mut ready = libc::pollfd {
+                fd: self.file.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one `pollfd`, alive for the call, and its count 1.
+            match unsafe { libc::poll(&mut ready, 1, wait) } {
+                0 => {}
+                // Readable, at its end, or failed: the read says which.
+                n if n > 0 => return self.file.read(buf),
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
         }
     }
 }

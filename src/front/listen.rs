@@ -13,6 +13,10 @@ use std::time::Duration;
 
 use socket2::{Domain, Socket};
 
+use crate::app::{Route, Tus};
+#[cfg(doc)]
+use crate::model::http::Request;
+
 /// The file descriptor a web server hands a FastCGI responder its
 /// listening socket on (`FCGI_LISTENSOCK_FILENO`).
 pub const LISTENSOCK_FILENO: RawFd = 0;
@@ -160,10 +164,52 @@ pub fn accept_error_is_transient(e: &io::Error) -> Option<Duration> {
 pub trait Shut {
     /// Shuts down the sending side; errors are moot, the connection ends.
     fn shut_write(&mut self);
+
+    /// A second handle on the connection, to wake a blocked read; `None`
+    /// where there is none (a test's scripted stream).
+    fn handle(&self) -> Option<Socket> {
+        None
+    }
 }
 
 impl Shut for Socket {
     fn shut_write(&mut self) {
         let _ = self.shutdown(std::net::Shutdown::Write);
+    }
+
+    fn handle(&self) -> Option<Socket> {
+        self.try_clone().ok()
+    }
+}
+
+/// Wakes, from another thread, a read blocked on a connection, by shutting
+/// down the connection's reading side (the read then ends as at the end of
+/// input, and the connection with the request). The core does it when
+/// another request takes over the tus upload this request writes, whose
+/// client may have gone silent (see [`crate::pool::resumable`]). Made only
+/// for the requests that write a tus upload: other requests are never
+/// asked to stop.
+pub(crate) struct ReadWaker(Option<Socket>);
+
+impl ReadWaker {
+    /// The waker of a request on `route` over `conn`.
+    pub(crate) fn new(route: Route, conn: &impl Shut) -> ReadWaker {
+        ReadWaker(
+            matches!(route, Route::Tus(Tus::Patch | Tus::Create))
+                .then(|| conn.handle())
+                .flatten(),
+        )
+    }
+
+    /// Whether it can wake the read: what [`Request::interrupt`] is given.
+    pub(crate) fn can_wake(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Wakes the read; errors are moot, the connection ends either way.
+    pub(crate) fn wake(&self) {
+        if let Some(socket) = &self.0 {
+            let _ = socket.shutdown(std::net::Shutdown::Read);
+        }
     }
 }

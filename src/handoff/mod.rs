@@ -74,6 +74,7 @@ impl Service {
         let Some(application) = &self.application else {
             return self.app.handle(route, request);
         };
+        let route = self.app.settle_preflight(route, &request);
         let unchanged = match route {
             Route::Upload | Route::Tus(_) => !self.takes_uploads,
             Route::NotFound | Route::MethodNotAllowed(_) => {
@@ -83,7 +84,7 @@ impl Service {
             Route::Metrics => {
                 !self.app.serves_metrics() && matches!(application, Application::Exec { .. })
             }
-            Route::Status | Route::Clear | Route::Healthz => false,
+            Route::Status | Route::Clear | Route::Healthz | Route::Preflight => false,
         };
         if unchanged {
             let mut outcome = Outcome::new(route);
@@ -259,6 +260,7 @@ mod tests {
                     headers: Vec::new(),
                     content_length: Some(body.len() as u64),
                     body: &mut body,
+                    interrupt: None,
                 },
             ))
         };

@@ -19,6 +19,13 @@ pub struct Request<'a> {
     pub content_length: Option<u64>,
     /// The body.
     pub body: &'a mut dyn Read,
+    /// Wakes a read of `body` blocked on a silent client, from another
+    /// thread: the read then ends (as at the end of input). The core calls
+    /// it when another request takes over the tus upload this request
+    /// writes (see the pool's `resumable` module). `None` where the front end
+    /// has no such way: the request then stops at its next read that
+    /// returns.
+    pub interrupt: Option<&'a (dyn Fn() + Sync)>,
 }
 
 impl Request<'_> {
@@ -204,6 +211,11 @@ pub(crate) mod header {
     }
 
     header_names! {
+        ACCESS_CONTROL_ALLOW_HEADERS = "Access-Control-Allow-Headers",
+        ACCESS_CONTROL_ALLOW_METHODS = "Access-Control-Allow-Methods",
+        ACCESS_CONTROL_ALLOW_ORIGIN = "Access-Control-Allow-Origin",
+        ACCESS_CONTROL_EXPOSE_HEADERS = "Access-Control-Expose-Headers",
+        ACCESS_CONTROL_MAX_AGE = "Access-Control-Max-Age",
         ALLOW = "Allow",
         CACHE_CONTROL = "Cache-Control",
         CONTENT_SECURITY_POLICY = "Content-Security-Policy",
@@ -222,8 +234,36 @@ pub(crate) mod header {
         UPLOAD_LENGTH = "Upload-Length",
         UPLOAD_METADATA = "Upload-Metadata",
         UPLOAD_OFFSET = "Upload-Offset",
+        VARY = "Vary",
         X_CONTENT_TYPE_OPTIONS = "X-Content-Type-Options",
     }
+}
+
+/// Checks an origin given to `--cors-origin`: a serialized origin as a
+/// browser sends it in `Origin` (RFC 6454 section 6.1), `http://` or
+/// `https://`, a host, perhaps a port, and nothing after (no path, no
+/// slash, no `*`), so that it can only be matched exactly and answered as
+/// a header value.
+///
+/// ```
+/// use fileupload::model::http::parse_origin;
+/// assert_eq!(parse_origin("https://app.example:8443").unwrap().as_str(), "https://app.example:8443");
+/// assert!(parse_origin("https://app.example/").is_err());
+/// assert!(parse_origin("*").is_err());
+/// assert!(parse_origin("https://a.example\r\nX: y").is_err());
+/// ```
+pub fn parse_origin(text: &str) -> Result<HeaderValue, String> {
+    let host = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .unwrap_or("");
+    let fits = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']');
+    if host.is_empty() || !host.bytes().all(fits) {
+        return Err(format!(
+            "{text:?} is not an origin: give scheme://host[:port], e.g. https://app.example"
+        ));
+    }
+    HeaderValue::new(text).map_err(|e| e.to_string())
 }
 
 /// A response as every front end writes it: the core's answer rendered

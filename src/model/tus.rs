@@ -111,16 +111,82 @@ pub fn parse_metadata(header: &str) -> Result<Metadata> {
     Ok(metadata)
 }
 
-/// The checksum algorithms of the tus checksum extension that ring
-/// implements (it has no MD5), as `Tus-Checksum-Algorithm` lists them.
-pub const CHECKSUM_ALGORITHMS: &str = "sha1,sha256";
+/// The checksum algorithms of the tus checksum extension offered, as
+/// `Tus-Checksum-Algorithm` lists them: SHA-1 and SHA-256 by ring, MD5 by
+/// the `md-5` crate (ring has none; tus clients send it).
+pub const CHECKSUM_ALGORITHMS: &str = "md5,sha1,sha256";
+
+/// An algorithm of [`CHECKSUM_ALGORITHMS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumAlgorithm {
+    /// `md5`.
+    Md5,
+    /// `sha1`.
+    Sha1,
+    /// `sha256`.
+    Sha256,
+}
+
+impl ChecksumAlgorithm {
+    /// The length of its digest in bytes.
+    pub fn output_len(self) -> usize {
+        match self {
+            ChecksumAlgorithm::Md5 => 16,
+            ChecksumAlgorithm::Sha1 => 20,
+            ChecksumAlgorithm::Sha256 => 32,
+        }
+    }
+}
 
 /// An `Upload-Checksum` header: the algorithm and the expected digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checksum {
     /// The digest algorithm.
-    pub algorithm: &'static ring::digest::Algorithm,
+    pub algorithm: ChecksumAlgorithm,
     /// The digest the client computed of the chunk.
     pub expected: Vec<u8>,
+}
+
+impl Checksum {
+    /// A digest of the chunk being received, to compare with
+    /// [`Checksum::expected`].
+    pub fn hasher(&self) -> ChunkHasher {
+        match self.algorithm {
+            ChecksumAlgorithm::Md5 => ChunkHasher::Md5(<md5::Md5 as md5::Digest>::new()),
+            ChecksumAlgorithm::Sha1 => ChunkHasher::Ring(ring::digest::Context::new(
+                &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+            )),
+            ChecksumAlgorithm::Sha256 => {
+                ChunkHasher::Ring(ring::digest::Context::new(&ring::digest::SHA256))
+            }
+        }
+    }
+}
+
+/// A digest in progress of one of [`ChecksumAlgorithm`].
+pub enum ChunkHasher {
+    /// SHA-1 or SHA-256.
+    Ring(ring::digest::Context),
+    /// MD5.
+    Md5(md5::Md5),
+}
+
+impl ChunkHasher {
+    /// Hashes more of the chunk.
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            ChunkHasher::Ring(context) => context.update(bytes),
+            ChunkHasher::Md5(md5) => md5::Digest::update(md5, bytes),
+        }
+    }
+
+    /// The digest of everything hashed.
+    pub fn finish(self) -> Vec<u8> {
+        match self {
+            ChunkHasher::Ring(context) => context.finish().as_ref().to_vec(),
+            ChunkHasher::Md5(md5) => md5::Digest::finalize(md5).to_vec(),
+        }
+    }
 }
 
 /// Parses `Upload-Checksum: ALGORITHM BASE64`. An algorithm not in
@@ -133,8 +199,9 @@ pub fn parse_checksum(header: &str) -> Result<Checksum> {
         .split_once(' ')
         .ok_or_else(|| bad("expected an algorithm and a base64 digest"))?;
     let algorithm = match name {
-        "sha1" => &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
-        "sha256" => &ring::digest::SHA256,
+        "md5" => ChecksumAlgorithm::Md5,
+        "sha1" => ChecksumAlgorithm::Sha1,
+        "sha256" => ChecksumAlgorithm::Sha256,
         _ => {
             return Err(Error::new(
                 ErrorKind::BadRequest,
@@ -388,9 +455,31 @@ mod tests {
         let c = parse_checksum("sha1 qvTGHdzF6KLavt4PO0gs2a6pQ00=").unwrap();
         assert_eq!(c.expected.len(), 20);
         assert!(parse_checksum("sha256 qvTGHdzF6KLavt4PO0gs2a6pQ00=").is_err());
-        assert!(parse_checksum("md5 XUFAKrxLKna5cZ2REBfFkg==").is_err());
         assert!(parse_checksum("sha1").is_err());
         assert!(parse_checksum("sha1 ***").is_err());
+        assert!(parse_checksum("crc32 AAAAAA==").is_err());
+        // MD5 of "hello" (as Python's hashlib gives it), and its length
+        // checked: a SHA-1 digest is no MD5 one.
+        let c = parse_checksum("md5 XUFAKrxLKna5cZ2REBfFkg==").unwrap();
+        assert_eq!(c.algorithm, ChecksumAlgorithm::Md5);
+        assert!(parse_checksum("md5 qvTGHdzF6KLavt4PO0gs2a6pQ00=").is_err());
+    }
+
+    /// Each algorithm hashes as the reference does (digests of "hello"
+    /// from Python's hashlib), fed in pieces.
+    #[test]
+    fn chunk_hashers_match_the_reference() {
+        for header in [
+            "md5 XUFAKrxLKna5cZ2REBfFkg==",
+            "sha1 qvTGHdzF6KLavt4PO0gs2a6pQ00=",
+            "sha256 LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=",
+        ] {
+            let c = parse_checksum(header).unwrap();
+            let mut h = c.hasher();
+            h.update(b"he");
+            h.update(b"llo");
+            assert_eq!(h.finish(), c.expected, "{header}");
+        }
     }
     #[test]
     fn concat_values() {

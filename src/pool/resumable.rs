@@ -30,6 +30,17 @@
 //! marked `partial`; a final upload is made whole at its creation from
 //! complete partial ones ([`Pool::open_partial`], [`Resumable::append_file`])
 //! and is never written to again.
+//!
+//! A request that finds the lock held takes the upload over, as tusd's
+//! lock-release request does: the writer may be a PATCH whose client is
+//! gone without the server seeing its connection break, and its client
+//! is the one asking again. It leaves a `takeover` mark in the bucket and
+//! waits up to [`TAKEOVER_WAIT`] for the lock. The writer sees the mark at
+//! its next progress publication, or (woken by its [`StopWatch`] when the
+//! front end can wake a blocked read) within [`STOP_POLL`] while its
+//! client is silent; it then saves what it has, flushed and recorded
+//! durably, and lets go. The new request goes on from the saved offset.
+//! The mark is removed by whoever takes the lock next.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -72,6 +83,14 @@ const HASH_BLOCK: usize = 1 << 20;
 /// How long an unfinished upload lives after its last write unless
 /// `--expire-after` says otherwise: tusd's default.
 pub(crate) const DEFAULT_EXPIRE_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// The mark a request leaves in the bucket to ask the writer to stop.
+const TAKEOVER: &str = "takeover";
+/// How long a request waits for the writer it asked to stop: a writer
+/// that can be woken stops within [`STOP_POLL`] and a flush; a second
+/// more covers a slow disk.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(3);
+/// How often a writer whose read can be woken looks for the marks.
+pub(crate) const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// What `HEAD` reports of a tus upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,20 +147,47 @@ impl Pool {
     }
 
     /// Takes a tus upload for writing: 404 when there is none under this
-    /// identifier (or the upload under it is not a tus one), 423 while
-    /// another request, in this or any process, writes to it.
+    /// identifier (or the upload under it is not a tus one). When another
+    /// request, in this or any process, writes to it, that one is asked to
+    /// stop and save what it has (see the module documentation); 423 when
+    /// it has not within [`TAKEOVER_WAIT`].
     pub(crate) fn resume(&self, id: &Identifier) -> Result<Resumable> {
         let dir = self.bucket_dir(id);
-        let lock = match lock_existing(&dir, WRITER_LOCK_WAIT)? {
+        let hold = match lock_existing(&dir, WRITER_LOCK_WAIT)? {
+            Hold::Busy => {
+                // Only a tus upload's writer is asked: a multipart one
+                // holds an upload no PATCH may touch.
+                if self.access_upload_bucket(id).status()?.tus.is_none() {
+                    return Err(no_upload());
+                }
+                match create_new(&dir.join(TAKEOVER)) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) if is_gone(&e) => return Err(no_upload()),
+                    Err(e) => return Err(Error::disk("ask the writer to stop", &e)),
+                }
+                lock_existing(&dir, TAKEOVER_WAIT)?
+            }
+            hold => hold,
+        };
+        let lock = match hold {
             Hold::Locked(lock) => lock,
+            // The mark stays: the writer stops when it next can.
             Hold::Busy => {
                 return Err(Error::new(
                     ErrorKind::Locked,
-                    "another request is writing to this upload; try again shortly",
+                    "another request is writing to this upload and has not stopped yet; \
+                     try again shortly",
                 ));
             }
             Hold::Gone => return Err(no_upload()),
         };
+        // A mark left for an earlier writer is not for this one.
+        match std::fs::remove_file(dir.join(TAKEOVER)) {
+            Ok(()) => {}
+            Err(e) if is_gone(&e) => {}
+            Err(e) => return Err(Error::disk("remove the takeover mark", &e)),
+        }
         let status = read_status_fresh(&dir, self.shared)?
             .status
             .filter(|s| s.tus.is_some())
@@ -297,6 +343,35 @@ fn is_expired(status: &Status, now: SystemTime) -> bool {
             .is_some_and(|at| now >= at)
 }
 
+fn taken_over() -> Error {
+    Error::new(
+        ErrorKind::Locked,
+        "another request took this upload over; what arrived is kept",
+    )
+}
+
+/// Whether a writer has been asked to stop: another request taking the
+/// upload over, or a clear (termination). Cheap to ask (one or two
+/// `stat`s), and usable from another thread than the writer's.
+#[derive(Debug, Clone)]
+pub(crate) struct StopWatch {
+    dir: PathBuf,
+}
+
+impl StopWatch {
+    /// Why the writer must stop, if it must: 410 when the upload was
+    /// cleared, 423 when another request takes it over.
+    pub(crate) fn why(&self) -> Option<Error> {
+        if self.dir.join(CLEARED).exists() {
+            Some(cleared_error())
+        } else if self.dir.join(TAKEOVER).exists() {
+            Some(taken_over())
+        } else {
+            None
+        }
+    }
+}
+
 /// A tus upload held for writing; see the module documentation. Dropped
 /// without [`Resumable::save`], it saves what it has all the same.
 #[derive(Debug)]
@@ -408,6 +483,13 @@ impl Resumable {
         self.hash = hash;
     }
 
+    /// What tells whether this writer has been asked to stop.
+    pub(crate) fn stop_watch(&self) -> StopWatch {
+        StopWatch {
+            dir: self.dir.clone(),
+        }
+    }
+
     /// Whether the upload was complete already when it was taken.
     pub(crate) fn is_done(&self) -> bool {
         self.file.is_none()
@@ -494,8 +576,8 @@ impl Resumable {
         if end.saturating_sub(self.published_received) >= PUBLISH_BYTES
             || self.published_at.elapsed() >= PUBLISH_INTERVAL
         {
-            if self.dir.join(CLEARED).exists() {
-                return Err(cleared_error());
+            if let Some(why) = self.stop_watch().why() {
+                return Err(why);
             }
             self.stamp();
             write_status(&self.dir, &self.status, false)?;

@@ -333,6 +333,7 @@ impl Core {
                         .collect(),
                     content_length: length,
                     body: &mut body,
+                    interrupt: None,
                 },
             ),
         )
@@ -517,4 +518,36 @@ pub fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
         }
     }
     samples
+}
+
+/// The CGI program on `pool`, as a web server runs it: one request, `env`
+/// beside the CGI variables every request has (and nothing of this
+/// process's environment), `body` on its stdin; what it prints, after
+/// asserting that it exited 0.
+pub fn run_cgi(pool: &Path, env: &[(&str, &str)], body: &[u8]) -> String {
+    let mut child = spawn_cgi(pool, env);
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The CGI program on `pool` started as [`run_cgi`] starts it, its stdin
+/// and stdout pipes left to the caller.
+pub fn spawn_cgi(pool: &Path, env: &[(&str, &str)]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_fileupload"))
+        .arg("--directory")
+        .arg(pool)
+        .arg("cgi")
+        .env_clear()
+        .envs([
+            ("GATEWAY_INTERFACE", "CGI/1.1"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("SCRIPT_NAME", "/cgi-bin/fileupload"),
+        ])
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
 }

@@ -17,7 +17,7 @@ use record::{Decoder, ProtocolStatus, Record};
 use socket2::Socket;
 
 use super::driver::{self, Driver, Front, Tracker, UploadWorkers, Workers};
-use super::listen::{LISTENSOCK_FILENO, Listener, Shut};
+use super::listen::{LISTENSOCK_FILENO, Listener, ReadWaker, Shut};
 use crate::app::{Outcome, Route, render::render, route_request};
 use crate::front::cgi;
 use crate::handoff::Service;
@@ -205,6 +205,9 @@ impl<S: Read + Write + Shut> Connection<S> {
         head: crate::Result<(cgi::Head, Route)>,
     ) -> Result<bool, Broken> {
         let started = Instant::now();
+        let route = head.as_ref().map_or(Route::NotFound, |(_, route)| *route);
+        let waker = ReadWaker::new(route, &self.stream);
+        let wake = || waker.wake();
         let mut body = StdinReader {
             conn: self,
             id,
@@ -218,7 +221,11 @@ impl<S: Read + Write + Shut> Connection<S> {
                 (
                     method,
                     path,
-                    service.handle(route, head.into_request(&mut body)),
+                    service.handle(route, {
+                        let mut request = head.into_request(&mut body);
+                        request.interrupt = waker.can_wake().then_some(&wake as &(dyn Fn() + Sync));
+                        request
+                    }),
                 )
             }
             Err(e) => ("-".into(), "-".into(), Outcome::refused(e)),

@@ -16,7 +16,7 @@ use socket2::Socket;
 
 use self::codec::{CONTINUE, Dechunker, Framing, Head, HeadScan, HttpError, encode_head};
 use super::driver::{self, Driver, Front, Tracker, Workers};
-use super::listen::{Listener, Shut};
+use super::listen::{Listener, ReadWaker, Shut};
 use crate::app::{Outcome, Route, render::render, route_request};
 use crate::handoff::Service;
 use crate::log;
@@ -205,6 +205,8 @@ impl Conn {
             expect_continue,
             ..
         } = head;
+        let waker = ReadWaker::new(route, &self.stream);
+        let wake = || waker.wake();
         let head_only = method == "HEAD";
         let mut body = Body {
             conn: self,
@@ -234,6 +236,7 @@ impl Conn {
                     Framing::Chunked => None,
                 },
                 body: &mut body,
+                interrupt: waker.can_wake().then_some(&wake as &(dyn Fn() + Sync)),
             },
         );
         // An upload that failed leaves the body's framing in doubt: close.

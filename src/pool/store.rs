@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::{self, JoinHandle};
 
-use sha2::{Digest, Sha256};
+use ring::digest;
 
 use crate::model::error::{Error, Result};
 
@@ -97,7 +97,7 @@ struct Pipeline {
     free: Receiver<Block>,
     /// Blocks made so far; no more than [`BLOCKS`].
     made: usize,
-    hasher: Option<JoinHandle<Sha256>>,
+    hasher: Option<JoinHandle<digest::Context>>,
     writer: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -109,39 +109,21 @@ pub struct Store {
     pipeline: Option<Pipeline>,
     /// No thread could be started: blocks are hashed and written here.
     alone: bool,
-    /// The hash of what was not hashed by the pipeline: before the
-    /// pipeline starts, what it goes on from.
-    context: Sha256,
+    /// The hash of what was not hashed by the pipeline.
+    context: digest::Context,
     length: u64,
-}
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("length", &self.length)
-            .field("threads", &self.pipeline.is_some())
-            .finish_non_exhaustive()
-    }
 }
 
 impl Store {
     /// Stores into `file`, which is new and empty.
     pub fn new(file: File) -> Store {
-        Store::append(file, Sha256::new())
-    }
-
-    /// Appends to `file` from where it stands, `hash` being the SHA-256 of
-    /// what it holds before (a resumable upload's earlier requests). Direct
-    /// I/O needs that place aligned; where it is not, the first write is
-    /// refused and the file is written through the page cache.
-    pub(crate) fn append(file: File, hash: Sha256) -> Store {
         Store {
             file,
             block: None,
             fill: 0,
             pipeline: None,
             alone: false,
-            context: hash,
+            context: digest::Context::new(&digest::SHA256),
             length: 0,
         }
     }
@@ -170,14 +152,7 @@ impl Store {
 
     /// Writes what is left, flushes the file to disk and returns its
     /// length and SHA-256.
-    pub fn finish(self) -> Result<(File, u64, [u8; 32])> {
-        let (file, length, hash) = self.finish_hash()?;
-        Ok((file, length, hash.finalize().into()))
-    }
-
-    /// [`Store::finish`], the hash left open: the SHA-256 of everything
-    /// the file holds, as [`Store::append`] takes it.
-    pub(crate) fn finish_hash(mut self) -> Result<(File, u64, Sha256)> {
+    pub fn finish(mut self) -> Result<(File, u64, digest::Digest)> {
         let mut context = match self.pipeline.take() {
             None => self.context.clone(),
             Some(mut pipeline) => {
@@ -198,7 +173,7 @@ impl Store {
         self.file
             .sync_data()
             .map_err(|e| Error::disk("flush the uploaded file", &e))?;
-        Ok((self.file, self.length, context))
+        Ok((self.file, self.length, context.finish()))
     }
 
     /// A block to fill: one the writing thread is done with, else a new
@@ -229,7 +204,7 @@ impl Store {
         };
         self.fill = 0;
         if self.pipeline.is_none() && !self.alone {
-            match Pipeline::start(&self.file, self.context.clone()) {
+            match Pipeline::start(&self.file) {
                 Ok(pipeline) => self.pipeline = Some(pipeline),
                 // Out of threads: slower, but the upload goes on.
                 Err(_) => self.alone = true,
@@ -267,8 +242,7 @@ impl Store {
 }
 
 impl Pipeline {
-    /// The threads, the hash going on from `hash`.
-    fn start(file: &File, hash: Sha256) -> io::Result<Pipeline> {
+    fn start(file: &File) -> io::Result<Pipeline> {
         let out = file.try_clone()?;
         let (to_hash, hash_queue) = sync_channel::<Block>(1);
         let (to_write, write_queue) = sync_channel::<Block>(1);
@@ -277,7 +251,7 @@ impl Pipeline {
             .name("sha256".into())
             .spawn(move || {
                 crate::pool::priority::lower();
-                let mut context = hash;
+                let mut context = digest::Context::new(&digest::SHA256);
                 for block in hash_queue {
                     context.update(block.bytes());
                     if to_write.send(block).is_err() {
@@ -305,7 +279,7 @@ impl Pipeline {
     }
 
     /// Waits for every block sent to be hashed and written.
-    fn finish(&mut self) -> Result<Sha256> {
+    fn finish(&mut self) -> Result<digest::Context> {
         // Closing the first queue ends both threads once they are through.
         self.to_hash = None;
         let context = self.hasher.take().map(JoinHandle::join);
@@ -423,9 +397,7 @@ mod tests {
         assert_eq!(back, all);
         assert_eq!(
             crate::model::identifier::to_hex(digest.as_ref()),
-            crate::model::identifier::to_hex(
-                ring::digest::digest(&ring::digest::SHA256, &all).as_ref()
-            )
+            crate::model::identifier::to_hex(digest::digest(&digest::SHA256, &all).as_ref())
         );
         length
     }

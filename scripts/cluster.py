@@ -61,6 +61,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
+import harness  # noqa: E402  (scripts/tools: the test tools' shared helpers)
+
 BIN, WORK = sys.argv[1], sys.argv[2]
 sep = sys.argv.index("--")
 MOUNTS, CHECKS = sys.argv[3:sep], sys.argv[sep + 1:]
@@ -85,16 +88,7 @@ def start_daemon(mount):
                          stderr=open(log, "a"), stdout=subprocess.DEVNULL)
     with open(os.path.join(WORK, "pids"), "a") as f:
         f.write(f"{p.pid}\n")
-    for _ in range(500):
-        with open(log) as f:
-            for line in f:
-                if "listening on" in line and line.endswith("\n"):
-                    addr = line.rsplit(" ", 1)[1].strip().removeprefix("http://")
-                    return p, addr, mount
-        if p.poll() is not None:
-            break
-        time.sleep(0.02)
-    raise RuntimeError("daemon did not start: " + open(log).read())
+    return p, harness.wait_listening(p, log, seconds=10).removeprefix("http://"), mount
 
 
 def request(addr, method, target, body=b"", timeout=30):
@@ -942,7 +936,7 @@ def cli(mount, *args):
 
 
 def check_cli():
-    (_, a, ma), (_, b, mb), (_, _, mc) = daemons[0], daemons[1], daemons[-1]
+    (_, a, _), (_, b, mb), (_, _, mc) = daemons[0], daemons[1], daemons[-1]
     i = ident("cli")
     data = os.urandom(1 << 20)
     up = Upload(a, i, data)

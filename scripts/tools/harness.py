@@ -46,9 +46,10 @@ class Children:
             p.wait()
 
 
-def wait_listening(p, log):
-    """The address a daemon or responder logs as `… listening on ADDR`."""
-    for _ in range(250):
+def wait_listening(p, log, seconds=5):
+    """The address a daemon or responder logs as `… listening on ADDR`
+    (waiting `seconds` at most)."""
+    for _ in range(int(seconds / 0.02)):
         with open(log) as f:
             for line in f:
                 if "listening on" in line and line.endswith("\n"):

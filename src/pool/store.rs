@@ -23,7 +23,6 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::{self, JoinHandle};
 
@@ -40,10 +39,6 @@ pub const BLOCKS: usize = 4;
 /// device's logical block; 4096 covers every common one.
 const ALIGN: usize = 4096;
 
-/// Blocks kept between files (see [`Block::spare`]): at most [`BLOCKS`],
-/// one file's worth of memory.
-static SPARE: Mutex<Vec<Block>> = Mutex::new(Vec::new());
-
 /// A block of [`BLOCK`] bytes starting at an [`ALIGN`]ed address, without
 /// `unsafe`: the aligned window of a slightly larger vector.
 struct Block {
@@ -58,26 +53,6 @@ impl Block {
         let mem = vec![0u8; BLOCK + ALIGN];
         let start = mem.as_ptr().align_offset(ALIGN).min(ALIGN);
         Block { mem, start }
-    }
-
-    /// A block given back by a file stored before, else a new one. A tus
-    /// upload's PATCHes are each a file of their own here: without the
-    /// spares, each would fault in and zero [`BLOCKS`] fresh blocks.
-    fn spare() -> Block {
-        SPARE
-            .lock()
-            .ok()
-            .and_then(|mut spare| spare.pop())
-            .unwrap_or_else(Block::new)
-    }
-
-    /// Keeps a block for the next file, up to [`BLOCKS`] of them.
-    fn give_back(block: Block) {
-        if let Ok(mut spare) = SPARE.lock()
-            && spare.len() < BLOCKS
-        {
-            spare.push(block);
-        }
     }
 
     fn bytes(&self) -> &[u8] {
@@ -155,11 +130,7 @@ impl Store {
     pub fn finish(mut self) -> Result<(File, u64, digest::Digest)> {
         let mut context = match self.pipeline.take() {
             None => self.context.clone(),
-            Some(mut pipeline) => {
-                let context = pipeline.finish()?;
-                pipeline.free.try_iter().for_each(Block::give_back);
-                context
-            }
+            Some(mut pipeline) => pipeline.finish()?,
         };
         if let Some(block) = self.block.take() {
             let tail = &block.bytes()[..self.fill];
@@ -168,7 +139,6 @@ impl Store {
             set_direct(&self.file, false).map_err(|e| write_error(&e))?;
             context.update(tail);
             self.file.write_all(tail).map_err(|e| write_error(&e))?;
-            Block::give_back(block);
         }
         self.file
             .sync_data()
@@ -182,14 +152,14 @@ impl Store {
     /// the disk takes it never has more than two.
     fn next_block(&mut self) -> Result<Block> {
         let Some(pipeline) = self.pipeline.as_mut() else {
-            return Ok(Block::spare());
+            return Ok(Block::new());
         };
         if let Ok(block) = pipeline.free.try_recv() {
             return Ok(block);
         }
         if pipeline.made < BLOCKS {
             pipeline.made += 1;
-            return Ok(Block::spare());
+            return Ok(Block::new());
         }
         match pipeline.free.recv() {
             Ok(block) => Ok(block),

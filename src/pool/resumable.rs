@@ -44,7 +44,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -53,6 +52,7 @@ use ring::digest;
 use sha2::digest::common::hazmat::SerializableState;
 use sha2::{Digest, Sha256};
 
+use super::store::Store;
 use super::{
     CLEARED, GC_LOCK_WAIT, Hold, PUBLISH_BYTES, PUBLISH_INTERVAL, Pool, WRITER_LOCK_WAIT,
     clear_contents, cleared_error, create_new, is_gone, lock_existing, read_nofollow,
@@ -70,9 +70,6 @@ const DATA: &str = "0";
 /// The form field name a tus upload's file is described under: tus has
 /// no form, and `file` is the name the curl examples of the README use.
 const FIELD: &str = "file";
-/// Bytes written before the kernel is asked to start writing them to disk
-/// (see [`start_write_back`]).
-const WRITE_BACK_BYTES: u64 = 1 << 20;
 /// The file in a bucket that carries the SHA-256 of the data file's bytes
 /// from one request to the next (see [`HashState`]).
 const HASH_STATE: &str = "sha256.state";
@@ -380,15 +377,21 @@ pub(crate) struct Resumable {
     lock: Option<File>,
     /// `None` once the upload is complete.
     file: Option<File>,
+    /// This request's bytes on their way to the file (through a clone of
+    /// `file`), from its first write until they are drained.
+    store: Option<Store<Option<Sha256>>>,
+    /// The offset where `store` began.
+    base: u64,
+    /// `received` is what has reached the file: it is published, and a
+    /// process killed loses what was still in the store's blocks.
     status: Status,
     published_at: Instant,
     published_received: u64,
-    /// Where the kernel was last asked to start writing the file back.
-    written_back: u64,
     /// The SHA-256 of the data file's bytes up to the offset, when known:
     /// carried from request to request, so that completing an upload
     /// does not read it all again. `None` once unknown (a writer killed
     /// before it saved), and then the file is read again at completion.
+    /// While the store runs, the store has it.
     hash: Option<Sha256>,
     /// The hash where this request's bytes began: a chunk cut off again
     /// (a checksum mismatch) takes the hash back with it.
@@ -409,10 +412,11 @@ impl Resumable {
             dir,
             lock: Some(lock),
             file,
+            store: None,
+            base: received,
             status,
             published_at: Instant::now(),
             published_received: received,
-            written_back: received,
             hash: None,
             hash_mark: None,
             expire_after,
@@ -445,6 +449,7 @@ impl Resumable {
     /// `std::io::copy`): nothing passes through memory here. 413 for bytes
     /// beyond the upload's length, of which none is written.
     pub(crate) fn append_file(&mut self, source: &File, length: u64) -> Result<()> {
+        self.drain()?;
         let end = self.offset().saturating_add(length);
         if self.length().is_some_and(|l| end > l) {
             return Err(Error::too_large("more bytes than the upload's length"));
@@ -469,6 +474,7 @@ impl Resumable {
     /// Removes the upload, bucket and all: a final upload that could not
     /// be made whole.
     pub(crate) fn discard(mut self) -> Result<()> {
+        self.store = None;
         self.file = None;
         match self.lock.take() {
             Some(lock) => remove_bucket(&self.dir, lock),
@@ -495,9 +501,12 @@ impl Resumable {
         self.file.is_none()
     }
 
-    /// Bytes stored so far.
+    /// Bytes stored so far: those written, and those on their way.
     pub(crate) fn offset(&self) -> u64 {
-        self.status.received.unwrap_or(0)
+        match &self.store {
+            Some(store) => self.base + store.length(),
+            None => self.status.received.unwrap_or(0),
+        }
     }
 
     /// The upload's length, once known.
@@ -542,7 +551,6 @@ impl Resumable {
         file.seek(SeekFrom::Start(offset))
             .map_err(|e| Error::disk("seek in the uploaded file", &e))?;
         self.status.received = Some(offset);
-        self.written_back = offset;
         Ok(())
     }
 
@@ -557,33 +565,54 @@ impl Resumable {
         if self.length().is_some_and(|length| end > length) || self.file.is_none() {
             return Err(Error::too_large("more bytes than the upload's length"));
         }
-        if let Some(mut file) = self.file.as_ref() {
-            file.write_all(bytes)
-                .map_err(|e| Error::disk("write the uploaded file", &e))?;
+        let store = match self.store.as_mut() {
+            Some(store) => store,
+            None => {
+                let Some(file) = self.file.as_ref() else {
+                    return Err(Error::too_large("more bytes than the upload's length"));
+                };
+                let clone = file
+                    .try_clone()
+                    .map_err(|e| Error::disk("write the uploaded file", &e))?;
+                self.base = self.offset();
+                self.store
+                    .insert(Store::append(clone, self.base, self.hash.take()))
+            }
+        };
+        store.write(bytes)?;
+        let due = self.published_at.elapsed() >= PUBLISH_INTERVAL;
+        if due {
+            // Bytes that arrive slowly reach the file, and so the status.
+            store.flush_stale(PUBLISH_INTERVAL)?;
         }
-        if let Some(hash) = &mut self.hash {
-            hash.update(bytes);
-        }
-        self.status.received = Some(end);
-        if let Some(file) = &self.file
-            && end.saturating_sub(self.written_back) >= WRITE_BACK_BYTES
-        {
-            start_write_back(file, self.written_back, end - self.written_back);
-            self.written_back = end;
-        }
+        let written = self.base + store.written();
         // `received` may have gone back (settle, rewind) below what was
         // published: that is no progress to count.
-        if end.saturating_sub(self.published_received) >= PUBLISH_BYTES
-            || self.published_at.elapsed() >= PUBLISH_INTERVAL
-        {
+        if due || written.saturating_sub(self.published_received) >= PUBLISH_BYTES {
             if let Some(why) = self.stop_watch().why() {
                 return Err(why);
             }
+            self.status.received = Some(written);
             self.stamp();
             write_status(&self.dir, &self.status, false)?;
             self.published_at = Instant::now();
-            self.published_received = end;
+            self.published_received = written;
         }
+        Ok(())
+    }
+
+    /// Writes what the store holds to the file and takes the hash back:
+    /// `received` is then every byte given. On a failure, `received` stays
+    /// at what had reached the file, and the hash is lost.
+    fn drain(&mut self) -> Result<()> {
+        let Some(store) = self.store.take() else {
+            return Ok(());
+        };
+        let written = self.base + store.written();
+        self.status.received = Some(written);
+        let (_, length, hash) = store.finish_hash()?;
+        self.status.received = Some(self.base + length);
+        self.hash = hash;
         Ok(())
     }
 
@@ -591,6 +620,7 @@ impl Resumable {
     /// cutting off the bytes after it: a chunk that failed its checksum is
     /// not kept.
     pub(crate) fn rewind(&mut self, offset: u64) -> Result<()> {
+        self.drain()?;
         let offset = offset.min(self.offset());
         if let Some(mut file) = self.file.as_ref() {
             file.set_len(offset)
@@ -598,7 +628,6 @@ impl Resumable {
                 .map_err(|e| Error::disk("cut the uploaded file", &e))?;
         }
         self.status.received = Some(offset);
-        self.written_back = offset;
         // The hash cannot forget bytes: back to where this request began,
         // or unknown.
         self.hash = match &self.hash_mark {
@@ -618,6 +647,7 @@ impl Resumable {
     }
 
     fn save_inner(&mut self) -> Result<Status> {
+        let drained = self.drain();
         let Some(lock) = self.lock.take() else {
             return Err(Error::internal("the upload was saved already"));
         };
@@ -630,7 +660,7 @@ impl Resumable {
         };
         file.sync_data()
             .map_err(|e| Error::disk("flush the uploaded file", &e))?;
-        if self.length() == Some(self.offset()) {
+        if drained.is_ok() && self.length() == Some(self.offset()) {
             self.complete()?;
         } else {
             self.stamp();
@@ -642,6 +672,8 @@ impl Resumable {
             }
         }
         drop(lock);
+        // What reached the file is recorded; the error is the request's.
+        drained?;
         Ok(self.status.clone())
     }
 
@@ -763,26 +795,6 @@ impl HashState {
     /// Removes the state: it no longer applies (nor would it be taken).
     fn forget(dir: &Path) {
         let _ = std::fs::remove_file(dir.join(HASH_STATE));
-    }
-}
-
-/// Asks the kernel to start writing `len` bytes of `file` from `from` to
-/// disk now, without waiting for them. A PATCH answers only after
-/// `fdatasync`; without this, its whole body would still be in the page
-/// cache then, and every PATCH would wait for the disk to write all of it
-/// (tus-js-client's 8 MiB chunks ran at 0.7× the multipart upload of the
-/// same bytes, which writes with direct I/O as it receives). Started as
-/// the bytes arrive, the writing overlaps the receiving, and the flush
-/// waits only for the last of it. A hint: where the filesystem has no
-/// such call (FUSE), nothing is lost but the overlap.
-fn start_write_back(file: &File, from: u64, len: u64) {
-    let (Ok(from), Ok(len)) = (i64::try_from(from), i64::try_from(len)) else {
-        return;
-    };
-    // SAFETY: the descriptor is open for as long as `file` is borrowed, and
-    // sync_file_range reads nothing of ours but its integer arguments.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), from, len, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
 

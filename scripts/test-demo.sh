@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo pages as HTTP resources: served at / and /iframe with their
+# The demo pages as HTTP resources: served at /, /iframe and /resumable with their
 # style, scripts and policy; not served with --no-demo or
 # FILEUPLOAD_NO_DEMO; never in the way of the protocol.
 set -euo pipefail
@@ -20,8 +20,18 @@ check_contains "iframe page served" "200 OK" "$h"
 check_contains "iframe page form" 'target="transport"' "$(cat "$WORK/iframe.html")"
 check_contains "iframe page iframe" '<iframe name="transport"' "$(cat "$WORK/iframe.html")"
 
+h=$(curl -s -D - -o "$WORK/resumable.html" "$URL/resumable")
+check_contains "resumable page served" "200 OK" "$h"
+check_contains "resumable page loads tus-js-client" '<script src="demo/tus.min.js"' "$(cat "$WORK/resumable.html")"
+# The build served is the one the tests' lock file installs (when it is
+# installed here: scripts/test-tus-clients.sh checks the same).
+tus_build="$(cd "$(dirname "$0")/.." && pwd)/tests/tus-clients/node_modules/tus-js-client/dist/tus.min.js"
+if [ -e "$tus_build" ]; then
+  check "tus-js-client's build, as npm ships it" "$(sha256sum < "$tus_build")" "$(curl -s "$URL/demo/tus.min.js" | sha256sum)"
+fi
+
 # Every file the pages refer to is served, with its type.
-for page in index iframe; do
+for page in index iframe resumable; do
   refs=$(grep -o -E '(src|href)="demo/[^"]+"' "$WORK/$page.html" | sed -E 's/.*"(demo\/[^"]+)"/\1/')
   # A page that refers to nothing would pass the loop without a check.
   [ -n "$refs" ] && ok || fail "$page refers to no demo/ file"
@@ -52,6 +62,7 @@ for how in flag env-1 env-true; do
   esac
   check "$how: no /" 404 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/")"
   check "$how: no /iframe" 404 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/iframe")"
+  check "$how: no /resumable" 404 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/resumable")"
   check "$how: no script" 404 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/demo/page.js")"
   check "$how: status still" '{"state":"starting"}' "$(curl -s "$URL/upload/status?X-Progress-ID=no-demo")"
 done

@@ -4,7 +4,7 @@
 # findPreviousUploads; uploadDataDuringCreation; uploadLengthDeferred),
 # tuspy (checksums, stop_at and a resume, a wrong checksum refused with
 # 460), and tus-js-client's browser build in Chromium (throttled, offline
-# mid-upload, resumed). Each on three front ends: the daemon; the FastCGI
+# mid-upload, resumed) on the demo's resumable page. Each on three front ends: the daemon; the FastCGI
 # responder under nginx; the CGI program under Apache (one process per
 # request).
 #
@@ -26,11 +26,18 @@ if [ ! -x "$PYTHON" ] || [ ! -d "$TESTS/node_modules/tus-js-client" ] ||
   "$ROOT/scripts/setup"
 fi
 
-# The browser's page, with tus-js-client's browser build beside it.
-mkdir -p "$WORK/page" "$WORK/nginx"
-cp "$TESTS/page/index.html" "$TESTS/page/resumable.js" "$TESTS/node_modules/tus-js-client/dist/tus.min.js" "$WORK/page/"
-chmod 755 "$WORK/page"
-chmod 644 "$WORK/page"/*
+# The demo's resumable page, which the daemon serves at /resumable: for
+# the other front ends the web server serves the same files (the page's
+# URLs are relative: demo/… beside it). The tus-js-client build the demo
+# serves is the one the lock file installs.
+check "the demo's tus-js-client is npm's build" \
+  "$(sha256sum < "$TESTS/node_modules/tus-js-client/dist/tus.min.js")" \
+  "$(sha256sum < "$ROOT/assets/demo/vendor/tus.min.js")"
+mkdir -p "$WORK/page/demo" "$WORK/nginx"
+cp "$ROOT/assets/demo/resumable.html" "$WORK/page/"
+cp "$ROOT/assets/demo/"{demo.css,icon.svg,common.js,resumable.js} "$ROOT/assets/demo/vendor/tus.min.js" "$WORK/page/demo/"
+chmod 755 "$WORK/page" "$WORK/page/demo"
+chmod 644 "$WORK/page/resumable.html" "$WORK/page/demo"/*
 
 as_web_user=(setpriv --reuid="$WEB_USER" --regid="$WEB_GROUP" --clear-groups --)
 daemon_pool=$(new_pool daemon)
@@ -86,8 +93,8 @@ LogFormat "%{%Y-%m-%dT%H:%M:%SZ}t apache %m %U %>s %I %Ts -" tus
 CustomLog "$WORK/apache/access.log" tus
 EOF
 start apache apache2 -f "$WORK/apache/httpd.conf" -DFOREGROUND
-wait_url "http://127.0.0.1:$nginx_port/tus-page/index.html"
-wait_url "http://127.0.0.1:$apache_port/tus-page/index.html"
+wait_url "http://127.0.0.1:$nginx_port/tus-page/resumable.html"
+wait_url "http://127.0.0.1:$apache_port/tus-page/resumable.html"
 
 # node_tests FRONT ENDPOINT POOL INTERRUPT SERVER_JSON FILE...: tus-js-client
 # tests under node's test runner; one check each run.
@@ -139,7 +146,8 @@ start daemon "${daemon[@]}"
 daemon_pid=$LAST_PID
 wait_listening daemon
 tuspy_tests daemon "http://127.0.0.1:$daemon_port" "$daemon_pool"
-PAGE="http://127.0.0.1:$nginx_port/tus-page/index.html?endpoint=/daemon/files&status=/daemon/upload/status" \
+# The page as the daemon's demo serves it, through nginx.
+PAGE="http://127.0.0.1:$nginx_port/daemon/resumable?endpoint=files" \
   SERVER_LOG="$WORK/daemon.log" node_tests daemon "http://127.0.0.1:$daemon_port" "$daemon_pool" none '' browser.test.mjs
 kill "$daemon_pid"
 echo "daemon: $((SECONDS - started)) s"
@@ -152,7 +160,7 @@ start fcgi "${responder[@]}"
 fcgi_pid=$LAST_PID
 wait_listening fcgi
 tuspy_tests nginx-fastcgi "http://127.0.0.1:$nginx_port/fcgi" "$fcgi_pool"
-PAGE="http://127.0.0.1:$nginx_port/tus-page/index.html?endpoint=/fcgi/files&status=/fcgi/upload/status" \
+PAGE="http://127.0.0.1:$nginx_port/tus-page/resumable.html?endpoint=/fcgi/files&status=/fcgi/upload/status" \
   SERVER_LOG="$WORK/fcgi.log" node_tests nginx-fastcgi "http://127.0.0.1:$nginx_port/fcgi" "$fcgi_pool" none '' browser.test.mjs
 kill "$fcgi_pid"
 echo "nginx-fastcgi: $((SECONDS - started)) s"
@@ -162,7 +170,7 @@ started=$SECONDS
 cgi="http://127.0.0.1:$apache_port/cgi-bin/fileupload"
 node_tests apache-cgi "$cgi" "$cgi_pool" abort '' resume.test.mjs creation.test.mjs parallel.test.mjs
 tuspy_tests apache-cgi "$cgi" "$cgi_pool"
-PAGE="http://127.0.0.1:$apache_port/tus-page/index.html?endpoint=/cgi-bin/fileupload/files&status=/cgi-bin/fileupload/upload/status" \
+PAGE="http://127.0.0.1:$apache_port/tus-page/resumable.html?endpoint=/cgi-bin/fileupload/files&status=/cgi-bin/fileupload/upload/status" \
   SERVER_LOG="$WORK/apache/access.log" node_tests apache-cgi "$cgi" "$cgi_pool" none '' browser.test.mjs
 echo "apache-cgi: $((SECONDS - started)) s"
 

@@ -177,7 +177,7 @@ pub struct ServeArgs {
     /// Options shared with the FastCGI responder.
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Do not serve the demo pages at / and /iframe (in the variable:
+    /// Do not serve the demo pages at /, /iframe and /resumable (in the variable:
     /// 1, true, yes or on).
     #[arg(long, env = "FILEUPLOAD_NO_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_demo: bool,

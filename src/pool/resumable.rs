@@ -70,15 +70,6 @@ const DATA: &str = "0";
 /// The form field name a tus upload's file is described under: tus has
 /// no form, and `file` is the name the curl examples of the README use.
 const FIELD: &str = "file";
-/// Bytes per block of a request's `Store`, and blocks in flight. A PATCH
-/// is answered only once its last block is hashed and written, so smaller
-/// blocks than a multipart file's shorten that wait: for tus-js-client's
-/// 8 MiB PATCHes it averaged 2.5 ms with 1 MiB blocks, 1.6 ms with these
-/// and 1.3 ms with 256 KiB ones (eight), while the PATCHes' total time
-/// stayed the same within the noise of ad hoc runs. Multipart files keep
-/// 1 MiB: 256 KiB slowed them by 16% in the same runs.
-const STORE_BLOCK: usize = 512 << 10;
-const STORE_BLOCKS: usize = 4;
 /// The file in a bucket that carries the SHA-256 of the data file's bytes
 /// from one request to the next (see [`HashState`]).
 const HASH_STATE: &str = "sha256.state";
@@ -584,9 +575,8 @@ impl Resumable {
                     .try_clone()
                     .map_err(|e| Error::disk("write the uploaded file", &e))?;
                 self.base = self.offset();
-                let store = Store::append(clone, self.base, self.hash.take())
-                    .with_blocks(STORE_BLOCK, STORE_BLOCKS);
-                self.store.insert(store)
+                self.store
+                    .insert(Store::append(clone, self.base, self.hash.take()))
             }
         };
         store.write(bytes)?;

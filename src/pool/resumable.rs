@@ -70,6 +70,17 @@ const DATA: &str = "0";
 /// The form field name a tus upload's file is described under: tus has
 /// no form, and `file` is the name the curl examples of the README use.
 const FIELD: &str = "file";
+/// Bytes per block of a request's `Store`, and blocks in flight. A PATCH
+/// is answered only once its last block is hashed and written, so smaller
+/// blocks than a multipart file's shorten that wait (for an 8 MiB PATCH it
+/// averaged 2.5 ms with 1 MiB blocks, 1.6 ms with these), at some cost in
+/// throughput. In interleaved runs of 256 MiB (8 rounds, the order
+/// alternating), tus-js-client's 8 MiB PATCHes took 0.424 s with these
+/// against 0.469 s with 1 MiB blocks, and one PATCH of the whole file
+/// 0.322 against 0.302 s; 256 KiB blocks (eight) were no faster in
+/// PATCHes and slower in one. Multipart files keep 1 MiB.
+const STORE_BLOCK: usize = 512 << 10;
+const STORE_BLOCKS: usize = 4;
 /// The file in a bucket that carries the SHA-256 of the data file's bytes
 /// from one request to the next (see [`HashState`]).
 const HASH_STATE: &str = "sha256.state";
@@ -575,8 +586,9 @@ impl Resumable {
                     .try_clone()
                     .map_err(|e| Error::disk("write the uploaded file", &e))?;
                 self.base = self.offset();
-                self.store
-                    .insert(Store::append(clone, self.base, self.hash.take()))
+                let store = Store::append(clone, self.base, self.hash.take())
+                    .with_blocks(STORE_BLOCK, STORE_BLOCKS);
+                self.store.insert(store)
             }
         };
         store.write(bytes)?;

@@ -43,7 +43,7 @@ use ring::digest;
 use crate::model::error::{Error, Result};
 
 /// Bytes per block: one direct write, one hashing step.
-pub const BLOCK: usize = 1 << 18;
+pub const BLOCK: usize = 1 << 20;
 /// Blocks in flight per file: one filling, one hashing, one writing, one
 /// waiting. `BLOCKS * BLOCK` is what a large file holds in memory.
 pub const BLOCKS: usize = 4;
@@ -74,28 +74,29 @@ impl Hasher for Option<sha2::Sha256> {
     }
 }
 
-/// A block of [`BLOCK`] bytes starting at an [`ALIGN`]ed address, without
+/// A block of `len` bytes starting at an [`ALIGN`]ed address, without
 /// `unsafe`: the aligned window of a slightly larger vector.
 struct Block {
     mem: Vec<u8>,
     start: usize,
+    len: usize,
 }
 
 impl Block {
-    fn new() -> Block {
+    fn new(len: usize) -> Block {
         // Zeroed memory comes straight from the system: pages untouched
         // by a small file cost nothing.
-        let mem = vec![0u8; BLOCK + ALIGN];
+        let mem = vec![0u8; len + ALIGN];
         let start = mem.as_ptr().align_offset(ALIGN).min(ALIGN);
-        Block { mem, start }
+        Block { mem, start, len }
     }
 
     fn bytes(&self) -> &[u8] {
-        &self.mem[self.start..self.start + BLOCK]
+        &self.mem[self.start..self.start + self.len]
     }
 
     fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.mem[self.start..self.start + BLOCK]
+        &mut self.mem[self.start..self.start + self.len]
     }
 }
 
@@ -122,7 +123,7 @@ struct Pipeline<H> {
     to_hash: Option<SyncSender<Arc<Piece>>>,
     to_write: Option<SyncSender<Arc<Piece>>>,
     free: Receiver<Block>,
-    /// Blocks made so far; no more than [`BLOCKS`].
+    /// Blocks made so far; no more than the store's `blocks`.
     made: usize,
     hasher: Option<JoinHandle<H>>,
     writer: Option<JoinHandle<io::Result<()>>>,
@@ -133,7 +134,11 @@ pub struct Store<H: Hasher = digest::Context> {
     file: File,
     block: Option<Block>,
     fill: usize,
-    /// Bytes the current block takes before it is sent: [`BLOCK`], less
+    /// Bytes per block, and blocks in flight at most: [`BLOCK`] and
+    /// [`BLOCKS`] unless [`Store::with_blocks`] said otherwise.
+    block_len: usize,
+    blocks: usize,
+    /// Bytes the current block takes before it is sent: `block_len`, less
     /// what brings the file offset back to an aligned one.
     target: usize,
     /// The file offset where the current block begins.
@@ -186,6 +191,8 @@ impl<H: Hasher> Store<H> {
             file,
             block: None,
             fill: 0,
+            block_len: BLOCK,
+            blocks: BLOCKS,
             target: BLOCK,
             at,
             since: Instant::now(),
@@ -195,6 +202,19 @@ impl<H: Hasher> Store<H> {
             length: 0,
             written: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Blocks of `len` bytes (a multiple of 4096), at most `count` in
+    /// flight, instead of [`BLOCK`] and [`BLOCKS`]; given before the first
+    /// write. Smaller blocks shorten the wait for the last one when the
+    /// file ends, at some cost in throughput.
+    pub fn with_blocks(mut self, len: usize, count: usize) -> Store<H> {
+        if self.length == 0 && len >= ALIGN && len.is_multiple_of(ALIGN) && count >= 2 {
+            self.block_len = len;
+            self.target = len;
+            self.blocks = count;
+        }
+        self
     }
 
     /// Bytes given to the store so far.
@@ -213,7 +233,7 @@ impl<H: Hasher> Store<H> {
         while !bytes.is_empty() {
             if self.fill == 0 {
                 // Back to an aligned offset at the end of this block.
-                self.target = BLOCK - (self.at % ALIGN as u64) as usize;
+                self.target = self.block_len - (self.at % ALIGN as u64) as usize;
                 self.since = Instant::now();
             }
             let block = match self.block.as_mut() {
@@ -286,14 +306,14 @@ impl<H: Hasher> Store<H> {
     /// the disk takes it never has more than two.
     fn next_block(&mut self) -> Result<Block> {
         let Some(pipeline) = self.pipeline.as_mut() else {
-            return Ok(Block::new());
+            return Ok(Block::new(self.block_len));
         };
         if let Ok(block) = pipeline.free.try_recv() {
             return Ok(block);
         }
-        if pipeline.made < BLOCKS {
+        if pipeline.made < self.blocks {
             pipeline.made += 1;
-            return Ok(Block::new());
+            return Ok(Block::new(self.block_len));
         }
         match pipeline.free.recv() {
             Ok(block) => Ok(block),
@@ -315,7 +335,12 @@ impl<H: Hasher> Store<H> {
         self.fill = 0;
         if self.pipeline.is_none() && !self.alone {
             let started = self.context.as_ref().map(|context| {
-                Pipeline::start(&self.file, context.clone(), Arc::clone(&self.written))
+                Pipeline::start(
+                    &self.file,
+                    context.clone(),
+                    Arc::clone(&self.written),
+                    self.blocks,
+                )
             });
             match started {
                 Some(Ok(pipeline)) => self.pipeline = Some(pipeline),
@@ -362,12 +387,17 @@ impl<H: Hasher> Store<H> {
 
 impl<H: Hasher> Pipeline<H> {
     /// The threads, the hash going on from `context`.
-    fn start(file: &File, mut context: H, written: Arc<AtomicU64>) -> io::Result<Pipeline<H>> {
+    fn start(
+        file: &File,
+        mut context: H,
+        written: Arc<AtomicU64>,
+        blocks: usize,
+    ) -> io::Result<Pipeline<H>> {
         let out = file.try_clone()?;
         let (to_hash, hash_queue) = sync_channel::<Arc<Piece>>(1);
         let (to_write, write_queue) = sync_channel::<Arc<Piece>>(1);
-        let (hashed, hashed_queue) = sync_channel::<()>(BLOCKS);
-        let (give_back, free) = sync_channel::<Block>(BLOCKS);
+        let (hashed, hashed_queue) = sync_channel::<()>(blocks);
+        let (give_back, free) = sync_channel::<Block>(blocks);
         let hasher = thread::Builder::new()
             .name("sha256".into())
             .spawn(move || {
@@ -613,7 +643,11 @@ mod tests {
                 file.flush().unwrap();
                 let mut hash = sha2::Sha256::new();
                 hash.update(&prefix);
+                // Small blocks, as a tus request's, every other round.
                 let mut store = Store::append(file, before as u64, Some(hash));
+                if sizes.len() % 2 == 1 {
+                    store = store.with_blocks(2 * ALIGN, 2);
+                }
                 let mut all = prefix.clone();
                 for (n, &size) in sizes.iter().enumerate() {
                     let chunk: Vec<u8> = (0..size).map(|i| (i * 13 + n) as u8).collect();

@@ -206,6 +206,7 @@ impl App {
         };
         let mut context = checksum.as_ref().map(|c| c.hasher());
         let start = upload.offset();
+        upload.expect_body(request.content_length);
         let mut pace = Pace::new(self.limits.idle_timeout, 0);
         let mut block = vec![0u8; READ_BLOCK];
         let stop = upload.stop_watch();

@@ -46,6 +46,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ring::digest;
@@ -79,8 +80,12 @@ const FIELD: &str = "file";
 /// against 0.469 s with 1 MiB blocks, and one PATCH of the whole file
 /// 0.322 against 0.302 s; 256 KiB blocks (eight) were no faster in
 /// PATCHes and slower in one. Multipart files keep 1 MiB.
+/// A body of at least [`LONG_BODY`] bytes (one PATCH of a large file)
+/// pays that wait once, and is stored as a multipart file is, in 1 MiB
+/// blocks.
 const STORE_BLOCK: usize = 512 << 10;
 const STORE_BLOCKS: usize = 4;
+const LONG_BODY: u64 = 64 << 20;
 /// The file in a bucket that carries the SHA-256 of the data file's bytes
 /// from one request to the next (see [`HashState`]).
 const HASH_STATE: &str = "sha256.state";
@@ -380,6 +385,80 @@ impl StopWatch {
     }
 }
 
+/// Sets when the upload of `status` expires (see [`Resumable::stamp`]).
+fn stamp(status: &mut Status, expire_after: Duration) {
+    let unfinished = status.state != State::Done;
+    let expires = unfinished
+        .then(|| SystemTime::now().checked_add(expire_after))
+        .flatten()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+    if let Some(tus) = status.tus.as_mut() {
+        tus.expires = expires;
+    }
+}
+
+/// What a writer publishes of its progress while its `Store` runs: from
+/// the receiving thread as bytes arrive, and from the store's writing
+/// thread as they reach the file, so that the status shows them while
+/// the client is silent. One at a time (the lock); only bytes that have
+/// reached the file are published.
+#[derive(Debug)]
+struct Publisher {
+    dir: PathBuf,
+    expire_after: Duration,
+    /// The offset where the store began.
+    base: u64,
+    state: Mutex<Published>,
+}
+
+#[derive(Debug)]
+struct Published {
+    /// The writer's status, as last published.
+    status: Status,
+    at: Instant,
+    received: u64,
+    /// A publication that failed, for the receiving thread to answer.
+    failed: Option<Error>,
+}
+
+impl Publisher {
+    /// Publishes the store's `written` bytes as received, when the last
+    /// publication is [`PUBLISH_INTERVAL`] old or [`PUBLISH_BYTES`] behind.
+    fn offer(&self, written: u64) {
+        let Ok(mut p) = self.state.lock() else {
+            return;
+        };
+        let received = self.base + written;
+        // `received` may have gone back (settle, rewind) below what was
+        // published: that is no progress to count.
+        if p.at.elapsed() < PUBLISH_INTERVAL && received.saturating_sub(p.received) < PUBLISH_BYTES
+        {
+            return;
+        }
+        p.status.received = Some(received);
+        stamp(&mut p.status, self.expire_after);
+        if let Err(e) = write_status(&self.dir, &p.status, false) {
+            p.failed.get_or_insert(e);
+        }
+        p.at = Instant::now();
+        p.received = received;
+    }
+
+    /// Whether a publication is due by the clock.
+    fn due(&self) -> bool {
+        self.state
+            .lock()
+            .map(|p| p.at.elapsed() >= PUBLISH_INTERVAL)
+            .unwrap_or(true)
+    }
+
+    /// The error of a publication that failed, once.
+    fn failed(&self) -> Option<Error> {
+        self.state.lock().ok().and_then(|mut p| p.failed.take())
+    }
+}
+
 /// A tus upload held for writing; see the module documentation. Dropped
 /// without [`Resumable::save`], it saves what it has all the same.
 #[derive(Debug)]
@@ -391,6 +470,10 @@ pub(crate) struct Resumable {
     /// This request's bytes on their way to the file (through a clone of
     /// `file`), from its first write until they are drained.
     store: Option<Store<Option<Sha256>>>,
+    /// The store's progress, published by either thread.
+    publisher: Option<Arc<Publisher>>,
+    /// Bytes given when the stop marks were last looked for.
+    checked: u64,
     /// The offset where `store` began.
     base: u64,
     /// `received` is what has reached the file: it is published, and a
@@ -408,6 +491,8 @@ pub(crate) struct Resumable {
     /// (a checksum mismatch) takes the hash back with it.
     hash_mark: Option<(u64, Sha256)>,
     expire_after: Duration,
+    /// The length of this request's body, when it said so.
+    body_length: Option<u64>,
 }
 
 impl Resumable {
@@ -424,6 +509,8 @@ impl Resumable {
             lock: Some(lock),
             file,
             store: None,
+            publisher: None,
+            checked: received,
             base: received,
             status,
             published_at: Instant::now(),
@@ -431,6 +518,7 @@ impl Resumable {
             hash: None,
             hash_mark: None,
             expire_after,
+            body_length: None,
         }
     }
 
@@ -439,15 +527,7 @@ impl Resumable {
     /// second, so that `Upload-Expires` is never earlier than the truth),
     /// never once complete.
     fn stamp(&mut self) {
-        let unfinished = self.status.state != State::Done;
-        let expires = unfinished
-            .then(|| SystemTime::now().checked_add(self.expire_after))
-            .flatten()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
-        if let Some(tus) = self.status.tus.as_mut() {
-            tus.expires = expires;
-        }
+        stamp(&mut self.status, self.expire_after);
     }
 
     /// The upload's `Upload-Concat` value, if it has one.
@@ -498,6 +578,12 @@ impl Resumable {
     fn begin_hash(&mut self, hash: Option<Sha256>) {
         self.hash_mark = hash.clone().map(|h| (self.offset(), h));
         self.hash = hash;
+    }
+
+    /// The length of the body this request will write, when its head
+    /// says it (`Content-Length`): how the bytes are stored depends on it.
+    pub(crate) fn expect_body(&mut self, length: Option<u64>) {
+        self.body_length = length;
     }
 
     /// What tells whether this writer has been asked to stop.
@@ -576,39 +662,55 @@ impl Resumable {
         if self.length().is_some_and(|length| end > length) || self.file.is_none() {
             return Err(Error::too_large("more bytes than the upload's length"));
         }
-        let store = match self.store.as_mut() {
-            Some(store) => store,
-            None => {
-                let Some(file) = self.file.as_ref() else {
-                    return Err(Error::too_large("more bytes than the upload's length"));
-                };
-                let clone = file
-                    .try_clone()
-                    .map_err(|e| Error::disk("write the uploaded file", &e))?;
-                self.base = self.offset();
-                let store = Store::append(clone, self.base, self.hash.take())
-                    .with_blocks(STORE_BLOCK, STORE_BLOCKS);
-                self.store.insert(store)
-            }
+        if self.store.is_none() {
+            let Some(file) = self.file.as_ref() else {
+                return Err(Error::too_large("more bytes than the upload's length"));
+            };
+            let clone = file
+                .try_clone()
+                .map_err(|e| Error::disk("write the uploaded file", &e))?;
+            self.base = self.offset();
+            let publisher = Arc::new(Publisher {
+                dir: self.dir.clone(),
+                expire_after: self.expire_after,
+                base: self.base,
+                state: Mutex::new(Published {
+                    status: self.status.clone(),
+                    at: self.published_at,
+                    received: self.published_received,
+                    failed: None,
+                }),
+            });
+            let tell = Arc::clone(&publisher);
+            let store = Store::append(clone, self.base, self.hash.take())
+                .on_written(Arc::new(move |written| tell.offer(written)));
+            // A long body waits for its last block once; a short one
+            // (tus-js-client's 8 MiB) once a request.
+            self.store = Some(match self.body_length {
+                Some(length) if length >= LONG_BODY => store,
+                _ => store.with_blocks(STORE_BLOCK, STORE_BLOCKS),
+            });
+            self.publisher = Some(publisher);
+        }
+        let (Some(store), Some(publisher)) = (self.store.as_mut(), self.publisher.as_ref()) else {
+            return Err(Error::internal("the upload's store is gone"));
         };
         store.write(bytes)?;
-        let due = self.published_at.elapsed() >= PUBLISH_INTERVAL;
+        let due = publisher.due();
         if due {
             // Bytes that arrive slowly reach the file, and so the status.
             store.flush_stale(PUBLISH_INTERVAL)?;
         }
-        let written = self.base + store.written();
-        // `received` may have gone back (settle, rewind) below what was
-        // published: that is no progress to count.
-        if due || written.saturating_sub(self.published_received) >= PUBLISH_BYTES {
+        publisher.offer(store.written());
+        if let Some(e) = publisher.failed() {
+            return Err(e);
+        }
+        let given = self.base + store.length();
+        if due || given.saturating_sub(self.checked) >= PUBLISH_BYTES {
+            self.checked = given;
             if let Some(why) = self.stop_watch().why() {
                 return Err(why);
             }
-            self.status.received = Some(written);
-            self.stamp();
-            write_status(&self.dir, &self.status, false)?;
-            self.published_at = Instant::now();
-            self.published_received = written;
         }
         Ok(())
     }
@@ -620,9 +722,16 @@ impl Resumable {
         let Some(store) = self.store.take() else {
             return Ok(());
         };
+        // The writing thread is done with the publisher once the store is.
+        let publisher = self.publisher.take();
         let written = self.base + store.written();
         self.status.received = Some(written);
-        let (_, length, hash) = store.finish_hash()?;
+        let finished = store.finish_hash();
+        if let Some(p) = publisher.as_ref().and_then(|p| p.state.lock().ok()) {
+            self.published_at = p.at;
+            self.published_received = p.received;
+        }
+        let (_, length, hash) = finished?;
         self.status.received = Some(self.base + length);
         self.hash = hash;
         Ok(())

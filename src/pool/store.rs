@@ -154,7 +154,13 @@ pub struct Store<H: Hasher = digest::Context> {
     length: u64,
     /// Bytes that have reached the file.
     written: Arc<AtomicU64>,
+    /// Told by the writing thread how many bytes have reached the file.
+    on_written: Option<OnWritten>,
 }
+
+/// What the writing thread tells after each block: the bytes that have
+/// reached the file so far ([`Store::written`]).
+pub type OnWritten = Arc<dyn Fn(u64) + Send + Sync>;
 
 impl<H: Hasher> std::fmt::Debug for Store<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -201,6 +207,7 @@ impl<H: Hasher> Store<H> {
             context: Some(hash),
             length: 0,
             written: Arc::new(AtomicU64::new(0)),
+            on_written: None,
         }
     }
 
@@ -214,6 +221,14 @@ impl<H: Hasher> Store<H> {
             self.target = len;
             self.blocks = count;
         }
+        self
+    }
+
+    /// Has the writing thread call `tell` after each block it wrote, with
+    /// [`Store::written`]: a resumable upload publishes its progress from
+    /// there while its client is silent. Given before the first write.
+    pub fn on_written(mut self, tell: OnWritten) -> Store<H> {
+        self.on_written = Some(tell);
         self
     }
 
@@ -340,6 +355,7 @@ impl<H: Hasher> Store<H> {
                     context.clone(),
                     Arc::clone(&self.written),
                     self.blocks,
+                    self.on_written.clone(),
                 )
             });
             match started {
@@ -392,6 +408,7 @@ impl<H: Hasher> Pipeline<H> {
         mut context: H,
         written: Arc<AtomicU64>,
         blocks: usize,
+        on_written: Option<OnWritten>,
     ) -> io::Result<Pipeline<H>> {
         let out = file.try_clone()?;
         let (to_hash, hash_queue) = sync_channel::<Arc<Piece>>(1);
@@ -417,7 +434,11 @@ impl<H: Hasher> Pipeline<H> {
             let mut mode = Mode::default();
             for piece in write_queue {
                 mode.write(&out, &piece)?;
-                written.fetch_add(piece.len as u64, Ordering::Release);
+                let total =
+                    written.fetch_add(piece.len as u64, Ordering::AcqRel) + piece.len as u64;
+                if let Some(tell) = &on_written {
+                    tell(total);
+                }
                 // Hashed too: the block can be filled again.
                 if hashed_queue.recv().is_err() {
                     break;

@@ -23,12 +23,11 @@ check_contains "iframe page iframe" '<iframe name="transport"' "$(cat "$WORK/ifr
 h=$(curl -s -D - -o "$WORK/resumable.html" "$URL/resumable")
 check_contains "resumable page served" "200 OK" "$h"
 check_contains "resumable page loads tus-js-client" '<script src="demo/tus.min.js"' "$(cat "$WORK/resumable.html")"
-# The build served is the one the tests' lock file installs (when it is
-# installed here: scripts/test-tus-clients.sh checks the same).
-tus_build="$(cd "$(dirname "$0")/.." && pwd)/tests/tus-clients/node_modules/tus-js-client/dist/tus.min.js"
-if [ -e "$tus_build" ]; then
-  check "tus-js-client's build, as npm ships it" "$(sha256sum < "$tus_build")" "$(curl -s "$URL/demo/tus.min.js" | sha256sum)"
-fi
+# The build served is the file under assets/, whole (scripts/test-tus-clients.sh
+# checks that file against the one the tests' lock file installs).
+check "tus-js-client's build served whole" \
+  "$(sha256sum < "$(dirname "$0")/../assets/demo/vendor/tus.min.js")" \
+  "$(curl -s "$URL/demo/tus.min.js" | sha256sum)"
 
 # Every file the pages refer to is served, with its type.
 for page in index iframe resumable; do

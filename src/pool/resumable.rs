@@ -80,11 +80,12 @@ const FIELD: &str = "file";
 /// against 0.469 s with 1 MiB blocks, and one PATCH of the whole file
 /// 0.322 against 0.302 s; 256 KiB blocks (eight) were no faster in
 /// PATCHes and slower in one. Multipart files keep 1 MiB.
-/// A body of at least [`LONG_BODY`] bytes (one PATCH of a large file)
-/// pays that wait once, and is stored as a multipart file is, in 1 MiB
-/// blocks.
 const STORE_BLOCK: usize = 512 << 10;
+/// Blocks of [`STORE_BLOCK`] in flight.
 const STORE_BLOCKS: usize = 4;
+/// A body of at least this many bytes (one PATCH of a large file) waits
+/// for its last block once, and is stored as a multipart file is, in
+/// 1 MiB blocks.
 const LONG_BODY: u64 = 64 << 20;
 /// The file in a bucket that carries the SHA-256 of the data file's bytes
 /// from one request to the next (see [`HashState`]).
@@ -398,17 +399,15 @@ fn stamp(status: &mut Status, expire_after: Duration) {
     }
 }
 
-/// What a writer publishes of its progress while its `Store` runs: from
-/// the receiving thread as bytes arrive, and from the store's writing
-/// thread as they reach the file, so that the status shows them while
-/// the client is silent. One at a time (the lock); only bytes that have
-/// reached the file are published.
+/// The progress a writer publishes: from the receiving thread as bytes
+/// arrive, and, while a `Store` runs, from its writing thread as they
+/// reach the file, so that the status shows them while the client is
+/// silent. One at a time (the lock); only bytes that have reached the file
+/// are published.
 #[derive(Debug)]
 struct Publisher {
     dir: PathBuf,
     expire_after: Duration,
-    /// The offset where the store began.
-    base: u64,
     state: Mutex<Published>,
 }
 
@@ -416,6 +415,8 @@ struct Publisher {
 struct Published {
     /// The writer's status, as last published.
     status: Status,
+    /// The offset where the running store began.
+    base: u64,
     at: Instant,
     received: u64,
     /// A publication that failed, for the receiving thread to answer.
@@ -423,26 +424,53 @@ struct Published {
 }
 
 impl Publisher {
+    fn new(dir: PathBuf, expire_after: Duration, status: &Status) -> Publisher {
+        let received = status.received.unwrap_or(0);
+        Publisher {
+            dir,
+            expire_after,
+            state: Mutex::new(Published {
+                status: status.clone(),
+                base: received,
+                at: Instant::now(),
+                received,
+                failed: None,
+            }),
+        }
+    }
+
+    /// A store begins at `base`: what is published from now on is
+    /// `status` with the bytes the store has written after `base`.
+    fn begin(&self, base: u64, status: &Status) {
+        if let Ok(mut p) = self.state.lock() {
+            p.status = status.clone();
+            p.base = base;
+        }
+    }
+
     /// Publishes the store's `written` bytes as received, when the last
     /// publication is [`PUBLISH_INTERVAL`] old or [`PUBLISH_BYTES`] behind.
-    fn offer(&self, written: u64) {
+    /// Returns the error of a publication that failed, once (the writing
+    /// thread leaves it to the receiving thread).
+    fn offer(&self, written: u64) -> Option<Error> {
         let Ok(mut p) = self.state.lock() else {
-            return;
+            return None;
         };
-        let received = self.base + written;
+        let received = p.base + written;
         // `received` may have gone back (settle, rewind) below what was
         // published: that is no progress to count.
-        if p.at.elapsed() < PUBLISH_INTERVAL && received.saturating_sub(p.received) < PUBLISH_BYTES
+        if p.at.elapsed() >= PUBLISH_INTERVAL
+            || received.saturating_sub(p.received) >= PUBLISH_BYTES
         {
-            return;
+            p.status.received = Some(received);
+            stamp(&mut p.status, self.expire_after);
+            if let Err(e) = write_status(&self.dir, &p.status, false) {
+                p.failed.get_or_insert(e);
+            }
+            p.at = Instant::now();
+            p.received = received;
         }
-        p.status.received = Some(received);
-        stamp(&mut p.status, self.expire_after);
-        if let Err(e) = write_status(&self.dir, &p.status, false) {
-            p.failed.get_or_insert(e);
-        }
-        p.at = Instant::now();
-        p.received = received;
+        p.failed.take()
     }
 
     /// Whether a publication is due by the clock.
@@ -451,11 +479,6 @@ impl Publisher {
             .lock()
             .map(|p| p.at.elapsed() >= PUBLISH_INTERVAL)
             .unwrap_or(true)
-    }
-
-    /// The error of a publication that failed, once.
-    fn failed(&self) -> Option<Error> {
-        self.state.lock().ok().and_then(|mut p| p.failed.take())
     }
 }
 
@@ -470,8 +493,8 @@ pub(crate) struct Resumable {
     /// This request's bytes on their way to the file (through a clone of
     /// `file`), from its first write until they are drained.
     store: Option<Store<Option<Sha256>>>,
-    /// The store's progress, published by either thread.
-    publisher: Option<Arc<Publisher>>,
+    /// The progress, published by either thread.
+    publisher: Arc<Publisher>,
     /// Bytes given when the stop marks were last looked for.
     checked: u64,
     /// The offset where `store` began.
@@ -479,8 +502,6 @@ pub(crate) struct Resumable {
     /// `received` is what has reached the file: it is published, and a
     /// process killed loses what was still in the store's blocks.
     status: Status,
-    published_at: Instant,
-    published_received: u64,
     /// The SHA-256 of the data file's bytes up to the offset, when known:
     /// carried from request to request, so that completing an upload
     /// does not read it all again. `None` once unknown (a writer killed
@@ -504,17 +525,16 @@ impl Resumable {
         expire_after: Duration,
     ) -> Resumable {
         let received = status.received.unwrap_or(0);
+        let publisher = Arc::new(Publisher::new(dir.clone(), expire_after, &status));
         Resumable {
             dir,
             lock: Some(lock),
             file,
             store: None,
-            publisher: None,
+            publisher,
             checked: received,
             base: received,
             status,
-            published_at: Instant::now(),
-            published_received: received,
             hash: None,
             hash_mark: None,
             expire_after,
@@ -670,39 +690,31 @@ impl Resumable {
                 .try_clone()
                 .map_err(|e| Error::disk("write the uploaded file", &e))?;
             self.base = self.offset();
-            let publisher = Arc::new(Publisher {
-                dir: self.dir.clone(),
-                expire_after: self.expire_after,
-                base: self.base,
-                state: Mutex::new(Published {
-                    status: self.status.clone(),
-                    at: self.published_at,
-                    received: self.published_received,
-                    failed: None,
-                }),
-            });
-            let tell = Arc::clone(&publisher);
-            let store = Store::append(clone, self.base, self.hash.take())
-                .on_written(Arc::new(move |written| tell.offer(written)));
+            self.publisher.begin(self.base, &self.status);
+            let tell = Arc::clone(&self.publisher);
+            let store = Store::append(clone, self.base, self.hash.take()).on_written(Arc::new(
+                move |written| {
+                    // An error is the receiving thread's to answer.
+                    let _ = tell.offer(written);
+                },
+            ));
             // A long body waits for its last block once; a short one
             // (tus-js-client's 8 MiB) once a request.
             self.store = Some(match self.body_length {
                 Some(length) if length >= LONG_BODY => store,
                 _ => store.with_blocks(STORE_BLOCK, STORE_BLOCKS),
             });
-            self.publisher = Some(publisher);
         }
-        let (Some(store), Some(publisher)) = (self.store.as_mut(), self.publisher.as_ref()) else {
+        let Some(store) = self.store.as_mut() else {
             return Err(Error::internal("the upload's store is gone"));
         };
         store.write(bytes)?;
-        let due = publisher.due();
+        let due = self.publisher.due();
         if due {
             // Bytes that arrive slowly reach the file, and so the status.
             store.flush_stale(PUBLISH_INTERVAL)?;
         }
-        publisher.offer(store.written());
-        if let Some(e) = publisher.failed() {
+        if let Some(e) = self.publisher.offer(store.written()) {
             return Err(e);
         }
         let given = self.base + store.length();
@@ -722,16 +734,9 @@ impl Resumable {
         let Some(store) = self.store.take() else {
             return Ok(());
         };
-        // The writing thread is done with the publisher once the store is.
-        let publisher = self.publisher.take();
         let written = self.base + store.written();
         self.status.received = Some(written);
-        let finished = store.finish_hash();
-        if let Some(p) = publisher.as_ref().and_then(|p| p.state.lock().ok()) {
-            self.published_at = p.at;
-            self.published_received = p.received;
-        }
-        let (_, length, hash) = finished?;
+        let (_, length, hash) = store.finish_hash()?;
         self.status.received = Some(self.base + length);
         self.hash = hash;
         Ok(())

@@ -148,9 +148,9 @@ pub struct Store<H: Hasher = digest::Context> {
     pipeline: Option<Pipeline<H>>,
     /// No thread could be started: blocks are hashed and written here.
     alone: bool,
-    /// The hash of what was not hashed by the pipeline: before the
-    /// pipeline starts, what it goes on from.
-    context: Option<H>,
+    /// The hash of every byte given; while the pipeline runs, of those
+    /// before it started (the pipeline's thread has the rest).
+    context: H,
     length: u64,
     /// Bytes that have reached the file.
     written: Arc<AtomicU64>,
@@ -204,7 +204,7 @@ impl<H: Hasher> Store<H> {
             since: Instant::now(),
             pipeline: None,
             alone: false,
-            context: Some(hash),
+            context: hash,
             length: 0,
             written: Arc::new(AtomicU64::new(0)),
             on_written: None,
@@ -286,10 +286,7 @@ impl<H: Hasher> Store<H> {
     /// hash; the file is not flushed.
     pub fn finish_hash(mut self) -> Result<(File, u64, H)> {
         self.write_through()?;
-        match self.context.take() {
-            Some(context) => Ok((self.file, self.length, context)),
-            None => Err(Error::internal("the file's hash was lost")),
-        }
+        Ok((self.file, self.length, self.context))
     }
 
     /// Waits for the threads to be through, then writes and hashes the
@@ -297,16 +294,14 @@ impl<H: Hasher> Store<H> {
     /// the hash in `context`.
     fn write_through(&mut self) -> Result<()> {
         if let Some(mut pipeline) = self.pipeline.take() {
-            self.context = Some(pipeline.finish()?);
+            self.context = pipeline.finish()?;
         }
         // What is left is not a whole aligned block: it goes through the
         // page cache.
         set_direct(&self.file, false).map_err(|e| write_error(&e))?;
         if let Some(block) = self.block.as_ref() {
             let tail = &block.bytes()[..self.fill];
-            if let Some(context) = self.context.as_mut() {
-                context.update(tail);
-            }
+            self.context.update(tail);
             self.file.write_all(tail).map_err(|e| write_error(&e))?;
             self.written.fetch_add(tail.len() as u64, Ordering::Release);
             self.at += self.fill as u64;
@@ -349,26 +344,21 @@ impl<H: Hasher> Store<H> {
         self.at += self.fill as u64;
         self.fill = 0;
         if self.pipeline.is_none() && !self.alone {
-            let started = self.context.as_ref().map(|context| {
-                Pipeline::start(
-                    &self.file,
-                    context.clone(),
-                    Arc::clone(&self.written),
-                    self.blocks,
-                    self.on_written.clone(),
-                )
-            });
+            let started = Pipeline::start(
+                &self.file,
+                self.context.clone(),
+                Arc::clone(&self.written),
+                self.blocks,
+                self.on_written.clone(),
+            );
             match started {
-                Some(Ok(pipeline)) => self.pipeline = Some(pipeline),
+                Ok(pipeline) => self.pipeline = Some(pipeline),
                 // Out of threads: slower, but the upload goes on.
-                Some(Err(_)) => self.alone = true,
-                None => return Err(Error::internal("the file's hash was lost")),
+                Err(_) => self.alone = true,
             }
         }
         if self.alone {
-            if let Some(context) = self.context.as_mut() {
-                context.update(piece.bytes());
-            }
+            self.context.update(piece.bytes());
             set_direct(&self.file, false).map_err(|e| write_error(&e))?;
             self.file
                 .write_all(piece.bytes())
@@ -657,11 +647,10 @@ mod tests {
                 let path = dir.join("f");
                 let prefix: Vec<u8> = (0..before).map(|i| (i * 7) as u8).collect();
                 std::fs::write(&path, &prefix).unwrap();
-                let mut file = std::fs::OpenOptions::new()
+                let file = std::fs::OpenOptions::new()
                     .append(true)
                     .open(&path)
                     .unwrap();
-                file.flush().unwrap();
                 let mut hash = sha2::Sha256::new();
                 hash.update(&prefix);
                 // Small blocks, as a tus request's, every other round.

@@ -453,9 +453,29 @@ impl Publisher {
     /// Returns the error of a publication that failed, once (the writing
     /// thread leaves it to the receiving thread).
     fn offer(&self, written: u64) -> Option<Error> {
-        let Ok(mut p) = self.state.lock() else {
+        let Ok(p) = self.state.lock() else {
             return None;
         };
+        Self::publish(p, &self.dir, self.expire_after, written)
+    }
+
+    /// [`Publisher::offer`] for the receiving thread, which does not wait
+    /// while the writing thread publishes: that one shows the bytes
+    /// anyway, and the receiving thread would otherwise stand idle for a
+    /// file's creation and rename once a MiB.
+    fn offer_unless_busy(&self, written: u64) -> Option<Error> {
+        match self.state.try_lock() {
+            Ok(p) => Self::publish(p, &self.dir, self.expire_after, written),
+            Err(_) => None,
+        }
+    }
+
+    fn publish(
+        mut p: std::sync::MutexGuard<'_, Published>,
+        dir: &Path,
+        expire_after: Duration,
+        written: u64,
+    ) -> Option<Error> {
         let received = p.base + written;
         // `received` may have gone back (settle, rewind) below what was
         // published: that is no progress to count.
@@ -463,8 +483,8 @@ impl Publisher {
             || received.saturating_sub(p.received) >= PUBLISH_BYTES
         {
             p.status.received = Some(received);
-            stamp(&mut p.status, self.expire_after);
-            if let Err(e) = write_status(&self.dir, &p.status, false) {
+            stamp(&mut p.status, expire_after);
+            if let Err(e) = write_status(dir, &p.status, false) {
                 p.failed.get_or_insert(e);
             }
             p.at = Instant::now();
@@ -473,12 +493,14 @@ impl Publisher {
         p.failed.take()
     }
 
-    /// Whether a publication is due by the clock.
+    /// Whether a publication is due by the clock: not while the writing
+    /// thread is publishing.
     fn due(&self) -> bool {
-        self.state
-            .lock()
-            .map(|p| p.at.elapsed() >= PUBLISH_INTERVAL)
-            .unwrap_or(true)
+        match self.state.try_lock() {
+            Ok(p) => p.at.elapsed() >= PUBLISH_INTERVAL,
+            Err(std::sync::TryLockError::WouldBlock) => false,
+            Err(std::sync::TryLockError::Poisoned(_)) => true,
+        }
     }
 }
 
@@ -714,7 +736,7 @@ impl Resumable {
             // Bytes that arrive slowly reach the file, and so the status.
             store.flush_stale(PUBLISH_INTERVAL)?;
         }
-        if let Some(e) = self.publisher.offer(store.written()) {
+        if let Some(e) = self.publisher.offer_unless_busy(store.written()) {
             return Err(e);
         }
         let given = self.base + store.length();

@@ -426,16 +426,17 @@ impl<H: Hasher> Pipeline<H> {
                 mode.write(&out, &piece)?;
                 let total =
                     written.fetch_add(piece.len as u64, Ordering::AcqRel) + piece.len as u64;
-                if let Some(tell) = &on_written {
-                    tell(total);
-                }
-                // Hashed too: the block can be filled again.
+                // Hashed too: the block can be filled again, before the
+                // telling (a status written to disk) holds it back.
                 if hashed_queue.recv().is_err() {
                     break;
                 }
                 if let Ok(piece) = Arc::try_unwrap(piece) {
                     // The receiving thread may have stopped taking blocks.
                     let _ = give_back.send(piece.block);
+                }
+                if let Some(tell) = &on_written {
+                    tell(total);
                 }
             }
             Ok(())

@@ -325,24 +325,32 @@ def check_race(rounds):
 
 def send_while_polling(count, batch, running, make, pollers, done):
     """Starts the `pollers`, sends `count` uploads, make(n) for the n-th,
-    `batch` at a time, each in `running` while it runs, then sets `done`
-    and waits for the pollers; returns the uploads, ended, and the seconds
-    the sending took."""
+    `batch` running at a time (a new one starts as soon as one ends, so
+    that the pollers always have uploads to ask about), each in `running`
+    while it runs, then sets `done` and waits for the pollers; returns the
+    uploads, ended, and the seconds the sending took."""
     for t in pollers:
         t.start()
     t0 = time.monotonic()
-    sent = []
-    for n in range(0, count, batch):
-        ups = [make(n + k) for k in range(min(batch, count - n))]
-        for u in ups:
+    sent, live, n = [], [], 0
+    while n < count or live:
+        while n < count and len(live) < batch:
+            u = make(n)
+            n += 1
             with lock:
                 running[u.uid] = u
             u.start()
-        for u in ups:
+            live.append(u)
+        ended = [u for u in live if not u.is_alive()]
+        if not ended:
+            time.sleep(0.002)
+            continue
+        for u in ended:
             u.join()
+            live.remove(u)
             with lock:
                 running.pop(u.uid, None)
-        sent += ups
+            sent.append(u)
     done.set()
     took = time.monotonic() - t0
     for t in pollers:
@@ -574,7 +582,7 @@ def fleet_poller(addr, cross_hosts, threads, per_poller, ids_path, out_path, don
     `done`; writes what they saw to `out_path` as JSON. A process of its
     own: in the sender's, the pollers and the uploads' threads share one
     interpreter lock, and fell short of the rate asked for."""
-    seen = {"polls": 0, "problems": [], "backwards": [], "took": []}
+    seen = {"polls": 0, "idle": 0, "problems": [], "backwards": [], "took": []}
     mine = threading.Lock()
     ids_cache = [0.0, []]
 
@@ -599,6 +607,8 @@ def fleet_poller(addr, cross_hosts, threads, per_poller, ids_path, out_path, don
             time.sleep(max(0.0, due - time.monotonic()))
             ids = running_ids()
             if not ids:
+                with mine:
+                    seen["idle"] += 1
                 continue
             i = random.choice(ids)
             asked = time.monotonic()
@@ -638,11 +648,12 @@ def check_fleet(uploads, parallel, rate):
     running = Running(os.path.join(WORK, "fleet.running"))
     done = multiprocessing.Event()
 
-    # Enough pollers that each asks at most 4 times a second: one that
-    # waits for a slow answer (a CGI process, a busy mount) still keeps
-    # the rate asked for in all. With 8 a second (32 pollers for 250/s)
-    # the runs reached 165 to 220 polls/s.
-    per_host = max(4, round(rate / 4 / (len(hosts) + 1)))
+    # Enough pollers that each asks about once a second: one that waits
+    # for a slow answer (a CGI process under load took 600 ms at the
+    # median, 4.7 s at p99) still keeps the rate asked for in all. With 8
+    # a second (32 pollers for 250/s) the runs reached 165 to 220 polls/s,
+    # with 4 a second 194 to 206, with 2 a second 226 (the CGI host 42/s).
+    per_host = max(4, round(rate / (len(hosts) + 1)))
     per_poller = rate / (per_host * (len(hosts) + 1))
     outs = [os.path.join(WORK, f"fleet.polls.{n}") for n in range(len(hosts) + 1)]
     pollers = [multiprocessing.Process(
@@ -664,7 +675,8 @@ def check_fleet(uploads, parallel, rate):
             seen = json.load(f)
         polls[0] += seen["polls"]
         times = sorted(seen["took"]) or [0.0]
-        by_host.append(f"{name} {seen['polls']} (p50 {times[len(times) // 2] * 1000:.0f} ms, "
+        by_host.append(f"{name} {seen['polls']} (idle ticks {seen['idle']}, "
+                       f"p50 {times[len(times) // 2] * 1000:.0f} ms, "
                        f"p99 {times[int(len(times) * 0.99)] * 1000:.0f} ms)")
         problems += seen["problems"]
         backwards += seen["backwards"]

@@ -2,8 +2,11 @@
 # A full disk: the pool on a small tmpfs. An upload that does not fit gets
 # 507 and state error saying the disk is full, its partial data is removed
 # at once, uploads that fit before and after succeed, and the daemon keeps
-# serving. Mounting needs root (or CAP_SYS_ADMIN); without it the test says
-# so and is skipped.
+# serving. Then a filesystem that refuses direct I/O (ramfs; this kernel's
+# tmpfs takes it): multipart and tus uploads large enough to go through
+# the storing threads land whole, with the right sha256, written through
+# the page cache instead. Mounting needs root (or CAP_SYS_ADMIN); without
+# it the test says so and is skipped.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -14,9 +17,12 @@ if ! mount -t tmpfs -o size=8m,mode=0700 fileupload-test "$DISK" 2>"$WORK/mount.
   exit 0
 fi
 # Stop the daemon before unmounting, and unmount before lib.sh removes $WORK.
+RAM="$WORK/ram"
+mkdir -p "$RAM"
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
       for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
       umount "$DISK" 2>/dev/null || umount -l "$DISK" 2>/dev/null || true
+      umount "$RAM" 2>/dev/null || umount -l "$RAM" 2>/dev/null || true
       cleanup' EXIT
 
 POOL="$DISK/pool"
@@ -60,5 +66,39 @@ for n in 1 2 3; do
   cmp -s "$WORK/small.bin" "$POOL/after-$n/0" && ok || fail "upload after-$n differs on disk"
 done
 kill -0 "$DAEMON_PID" 2>/dev/null && ok || fail "daemon died on a full disk"
+
+# --- a filesystem that refuses direct I/O --------------------------------
+mount -t ramfs -o mode=0700 fileupload-test-ramfs "$RAM"
+if python3 -c 'import os, sys; os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_DIRECT)' "$RAM/probe" 2>/dev/null; then
+  fail "ramfs took O_DIRECT here: this part no longer tests the fallback"
+fi
+rm -f "$RAM/probe"
+start_daemon ramfs --directory "$RAM/pool"
+# Whole blocks, and a tail that is not one.
+head -c $((5 << 20 | 12345)) /dev/urandom > "$WORK/odd.bin"
+want=$(sha256sum < "$WORK/odd.bin" | cut -d' ' -f1)
+c=$(curl -s -o "$WORK/out" -w '%{http_code}' -F "f=@$WORK/odd.bin" "$URL/upload?X-Progress-ID=ram-mp")
+check "multipart upload onto ramfs" 201 "$c"
+check "its sha256 onto ramfs" "$want" "$(json "$(cat "$WORK/out")" 'j["files"][0]["sha256"]')"
+cmp -s "$WORK/odd.bin" "$RAM/pool/ram-mp/0" && ok || fail "the multipart upload differs on ramfs"
+# tus: a PATCH from offset 0, then one from an unaligned offset.
+len=$(stat -c %s "$WORK/odd.bin")
+loc=$(curl -s -D - -o /dev/null -X POST -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $len" "$URL/files" |
+  sed -n 's/^Location: .*\/\([^/[:space:]]*\)[[:space:]]*$/\1/Ip')
+[ -n "$loc" ] && ok || fail "no tus upload created on ramfs"
+cut1=$((3 << 20 | 7))
+head -c "$cut1" "$WORK/odd.bin" > "$WORK/odd.1"
+tail -c +$((cut1 + 1)) "$WORK/odd.bin" > "$WORK/odd.2"
+for part in 1 2; do
+  offset=0; [ "$part" = 2 ] && offset=$cut1
+  c=$(curl -s -o /dev/null -w '%{http_code}' -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Expect:' \
+    -H 'Content-Type: application/offset+octet-stream' -H "Upload-Offset: $offset" \
+    --data-binary "@$WORK/odd.$part" "$URL/files/$loc")
+  check "tus PATCH $part onto ramfs" 204 "$c"
+done
+s=$("$BIN" --directory "$RAM/pool" status "$loc")
+check "tus upload done onto ramfs" done "$(json "$s" 'j["state"]')"
+check "its sha256 onto ramfs" "$want" "$(json "$s" 'j["files"][0]["sha256"]')"
+cmp -s "$WORK/odd.bin" "$RAM/pool/$loc/0" && ok || fail "the tus upload differs on ramfs"
 
 finish

@@ -625,8 +625,8 @@ mod tests {
 
     /// tmpfs refuses direct I/O on older kernels, and the writes fall back.
     /// This machine's kernel (6.18) takes it, and then this covers tmpfs
-    /// only: nothing here refuses direct I/O, so the fallback
-    /// itself (`Mode::refused`) is not exercised by any test.
+    /// only. The fallback itself (`Mode::refused`) is exercised by
+    /// `scripts/test-disk.sh`, on a ramfs mount (mounting needs root).
     #[test]
     fn a_filesystem_without_direct_io_gets_the_same_files() {
         let shm = std::path::Path::new("/dev/shm");

@@ -51,9 +51,7 @@ fn log_field(text: &str) -> String {
 /// `listening on ADDR`, a log shipper) could see half a line, and the
 /// lines of concurrent threads could cut into each other.
 pub fn message(args: std::fmt::Arguments) {
-    let line = format!("fileupload: {args}\n");
-    // Nowhere to report a failed log write.
-    let _ = std::io::stderr().write_all(line.as_bytes());
+    write_line(format!("fileupload: {args}\n"));
 }
 
 /// [`message`] with `format!`'s arguments.
@@ -84,15 +82,15 @@ pub(crate) fn request(method: &str, path: &str, outcome: &Outcome, took: Duratio
             .map(crate::model::status::strip_controls)
             .unwrap_or_else(|| "-".into()),
     );
-    write_unlocked(line);
+    write_line(line);
 }
 
-/// The longest request line: the most one `write(2)` puts in a pipe whole
+/// The longest log line: the most one `write(2)` puts in a pipe whole
 /// (`PIPE_BUF` on Linux), so that lines written at once by several threads
 /// never cut into each other, even unlocked.
 const MAX_LINE: usize = 4096;
 
-/// Writes a request line to stderr in one `write(2)`, through a second
+/// Writes a log line to stderr in one `write(2)`, through a second
 /// descriptor of it rather than `std::io::stderr()`. That one serialises
 /// every writer of the process on one lock held across the system call:
 /// with 32 uploads keeping both cores busy, status requests on 8
@@ -101,7 +99,7 @@ const MAX_LINE: usize = 4096;
 /// thread descheduled while holding it held them all. A single write of
 /// at most [`MAX_LINE`] bytes is atomic on a pipe and on a file, so the
 /// lock adds nothing; a longer line (a path of kilobytes) is cut there.
-fn write_unlocked(line: String) {
+fn write_line(line: String) {
     let line = fit(line);
     static STDERR: OnceLock<Option<File>> = OnceLock::new();
     let raw = STDERR.get_or_init(|| {

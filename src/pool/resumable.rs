@@ -46,7 +46,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ring::digest;
@@ -456,7 +456,7 @@ impl Publisher {
         let Ok(p) = self.state.lock() else {
             return None;
         };
-        Self::publish(p, &self.dir, self.expire_after, written)
+        self.publish(p, written)
     }
 
     /// [`Publisher::offer`] for the receiving thread, which does not wait
@@ -465,17 +465,13 @@ impl Publisher {
     /// file's creation and rename once a MiB.
     fn offer_unless_busy(&self, written: u64) -> Option<Error> {
         match self.state.try_lock() {
-            Ok(p) => Self::publish(p, &self.dir, self.expire_after, written),
+            Ok(p) => self.publish(p, written),
             Err(_) => None,
         }
     }
 
-    fn publish(
-        mut p: std::sync::MutexGuard<'_, Published>,
-        dir: &Path,
-        expire_after: Duration,
-        written: u64,
-    ) -> Option<Error> {
+    /// The work of [`Publisher::offer`], under its lock `p`.
+    fn publish(&self, mut p: MutexGuard<'_, Published>, written: u64) -> Option<Error> {
         let received = p.base + written;
         // `received` may have gone back (settle, rewind) below what was
         // published: that is no progress to count.
@@ -483,8 +479,8 @@ impl Publisher {
             || received.saturating_sub(p.received) >= PUBLISH_BYTES
         {
             p.status.received = Some(received);
-            stamp(&mut p.status, expire_after);
-            if let Err(e) = write_status(dir, &p.status, false) {
+            stamp(&mut p.status, self.expire_after);
+            if let Err(e) = write_status(&self.dir, &p.status, false) {
                 p.failed.get_or_insert(e);
             }
             p.at = Instant::now();

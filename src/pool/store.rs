@@ -570,15 +570,18 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    fn store(base: &std::path::Path, sizes: &[usize]) -> u64 {
+    /// Stores chunks of `sizes` under `base` and checks the file and its
+    /// hash; `alone` as when no thread could be started.
+    fn store(base: &std::path::Path, sizes: &[usize], alone: bool) -> u64 {
         let dir = base.join(format!(
-            "store-test-{}-{}",
+            "store-test-{}-{}-{alone}",
             std::process::id(),
             sizes.iter().sum::<usize>()
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("f");
         let mut store = Store::new(File::create(&path).unwrap());
+        store.alone = alone;
         let mut all = Vec::new();
         let mut x = 1u32;
         for &size in sizes {
@@ -618,7 +621,17 @@ mod tests {
     #[test]
     fn small_files_whole_blocks_and_tails_are_stored_and_hashed() {
         for sizes in sizes() {
-            let length = store(&std::env::temp_dir(), &sizes);
+            let length = store(&std::env::temp_dir(), &sizes, false);
+            assert_eq!(length, sizes.iter().sum::<usize>() as u64);
+        }
+    }
+
+    /// Out of threads, the receiving thread hashes and writes each block
+    /// itself: the same file and hash.
+    #[test]
+    fn without_threads_the_same_files_and_hashes() {
+        for sizes in sizes() {
+            let length = store(&std::env::temp_dir(), &sizes, true);
             assert_eq!(length, sizes.iter().sum::<usize>() as u64);
         }
     }
@@ -634,7 +647,7 @@ mod tests {
             return;
         }
         for sizes in sizes() {
-            let length = store(shm, &sizes);
+            let length = store(shm, &sizes, false);
             assert_eq!(length, sizes.iter().sum::<usize>() as u64);
         }
     }

@@ -665,17 +665,20 @@ fn a_connection_flood_keeps_no_status_request_out() {
     assert!(flood.len() >= 10 * MAX, "the flood opened {}", flood.len());
     // The evicted connections' threads end as they are shut down: within
     // a moment, main, accept, the sweep of expired tus uploads, the 2
-    // upload workers and one thread per admitted connection.
+    // upload workers, the threads status connections are parked on (one
+    // per CPU) and one thread per admitted connection.
+    let parking = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let fixed = 5 + parking;
     let deadline = Instant::now() + Duration::from_secs(10);
     let (mut threads, mut sockets);
     loop {
         (threads, sockets) = (d.threads(), d.sockets());
-        if threads <= MAX + 5 && sockets <= 2 * MAX + 1 || Instant::now() > deadline {
+        if threads <= MAX + fixed && sockets <= 2 * MAX + 1 || Instant::now() > deadline {
             break;
         }
         sleep(Duration::from_millis(200));
     }
-    assert!(threads <= MAX + 5, "{threads} threads");
+    assert!(threads <= MAX + fixed, "{threads} threads");
     // Each connection: its socket and the registry's handle to evict it.
     assert!(sockets <= 2 * MAX + 1, "{sockets} sockets");
     drop(flood);
@@ -714,18 +717,7 @@ fn a_client_that_never_reads_holds_one_thread() {
     up.write_all(&fields).unwrap();
     assert!(read_to_close(&mut up).starts_with("HTTP/1.1 201 "));
     // The upload's connection thread ends a moment after its close.
-    let settled = || {
-        let mut last = d.threads();
-        loop {
-            sleep(Duration::from_millis(100));
-            let now = d.threads();
-            if now == last {
-                return now;
-            }
-            last = now;
-        }
-    };
-    let base = settled();
+    let base = settled_threads(&d);
     // A receive buffer of 4 KiB, so that the daemon's writes to it stall
     // after a few answers.
     let hog = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -772,10 +764,148 @@ fn a_client_that_never_reads_holds_one_thread() {
         );
     }
     // The hog holds its own connection's thread, and nothing more.
-    let held = settled();
+    let held = settled_threads(&d);
     assert!(
         held <= base + 1,
         "{held} threads, {base} before the client came"
+    );
+}
+
+/// The daemon's threads once their number has stopped changing: a
+/// connection's thread ends a moment after the connection does.
+fn settled_threads(d: &Daemon) -> usize {
+    let mut last = d.threads();
+    loop {
+        sleep(Duration::from_millis(100));
+        let now = d.threads();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// One request on `s` and its answer.
+fn ask(s: &mut TcpStream, request: &str) -> (String, String) {
+    s.write_all(request.as_bytes()).unwrap();
+    let (head, body) = read_answer(s);
+    (head, String::from_utf8(body).unwrap())
+}
+
+fn status_request(id: &str) -> String {
+    format!("GET /upload/status?X-Progress-ID={id} HTTP/1.1\r\nHost: a\r\n\r\n")
+}
+
+/// A status client's kept connection waits between requests without a
+/// thread of its own (it is parked, `src/front/http/park.rs`), and every
+/// request it then sends is answered as a thread answers it.
+#[test]
+fn a_status_connection_waits_without_a_thread_and_is_answered_each_time() {
+    let d = Daemon::start("parked", &[]);
+    let base = settled_threads(&d);
+    let mut s = d.connect();
+    for i in 0..60 {
+        let (head, body) = if i % 2 == 0 {
+            ask(&mut s, &status_request("a"))
+        } else {
+            ask(
+                &mut s,
+                "GET /upload/status?X-Progress-ID=a&callback=cb HTTP/1.1\r\nHost: a\r\n\r\n",
+            )
+        };
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{i}: {head}");
+        assert_eq!(header(&head, "Connection"), None, "{i}: {head}");
+        if i % 2 == 0 {
+            assert_eq!(body, r#"{"state":"starting"}"#, "{i}");
+        } else {
+            assert_eq!(body, r#"/**/cb({"state":"starting"});"#, "{i}");
+        }
+        if i == 0 {
+            assert_eq!(
+                settled_threads(&d),
+                base,
+                "the connection still holds a thread while it waits"
+            );
+        }
+    }
+}
+
+/// After a parked wait, whatever comes next is served: an upload (on a
+/// thread again), a head in two pieces, two requests in one write
+/// (answered in order), a malformed head (400, closed).
+#[test]
+fn a_parked_connection_takes_any_request_next() {
+    let d = Daemon::start("parked-next", &[]);
+    let mut s = d.connect();
+    let (head, _) = ask(&mut s, &status_request("p"));
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let body = multipart("XX", "f.txt", b"hello");
+    s.write_all(
+        format!(
+            "POST /upload?X-Progress-ID=p HTTP/1.1\r\nHost: a\r\n\
+             Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    let (head, answer) = read_answer(&mut s);
+    assert!(head.starts_with("HTTP/1.1 201 "), "{head}");
+    assert!(String::from_utf8_lossy(&answer).contains("f.txt"));
+    let (head, done) = ask(&mut s, &status_request("p"));
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(done.contains(r#""state":"done""#), "{done}");
+    // Parked again: a head that arrives in two pieces.
+    sleep(Duration::from_millis(100));
+    s.write_all(b"GET /upload/status?X-Pro").unwrap();
+    sleep(Duration::from_millis(200));
+    let (head, again) = ask(&mut s, "gress-ID=p HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert_eq!(again, done);
+    // Parked again: two requests in one write, answered in order.
+    sleep(Duration::from_millis(100));
+    s.write_all(format!("{}{}", status_request("a"), status_request("p")).as_bytes())
+        .unwrap();
+    let (_, first) = read_answer(&mut s);
+    let (_, second) = read_answer(&mut s);
+    assert_eq!(String::from_utf8(first).unwrap(), r#"{"state":"starting"}"#);
+    assert_eq!(String::from_utf8(second).unwrap(), done);
+    // Parked again: a malformed head is refused, and the connection ends.
+    sleep(Duration::from_millis(100));
+    s.write_all(
+        format!("GET {STATUS} HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let reply = read_to_close(&mut s);
+    assert!(reply.starts_with("HTTP/1.1 400 "), "{reply}");
+    assert_eq!(answers(&reply), 1, "{reply}");
+}
+
+/// A parked connection stays evictable: at the cap, the one idle longest
+/// goes, parked or not.
+#[test]
+fn a_parked_connection_is_evicted_at_the_cap() {
+    let d = Daemon::start("parked-cap", &["--max-connections", "2"]);
+    let mut oldest = d.connect();
+    let (head, _) = ask(&mut oldest, &status_request("a"));
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    sleep(Duration::from_millis(100));
+    let mut newer = d.connect();
+    let (head, _) = ask(&mut newer, &status_request("a"));
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    sleep(Duration::from_millis(100));
+    let mut third = d.connect();
+    let (head, _) = ask(&mut third, &status_request("a"));
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(
+        closed(&mut oldest, Duration::from_secs(5)),
+        "the oldest parked one goes"
+    );
+    let (head, _) = ask(&mut newer, &status_request("a"));
+    assert!(
+        head.starts_with("HTTP/1.1 200 "),
+        "the newer one stays: {head}"
     );
 }
 

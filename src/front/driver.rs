@@ -39,11 +39,15 @@ pub trait Front: Send + Sync + 'static {
     /// Serves one connection until it ends, on its own thread. `tracker`
     /// is told when the connection waits for a request (it may then be
     /// evicted) and when it works on one.
-    fn serve(&self, driver: &Driver, socket: Socket, tracker: &Tracker);
+    fn serve(&self, driver: &Arc<Driver>, socket: Socket, tracker: Tracker);
 
     /// What a connection over the cap, with no idle one to evict, is told
     /// before it is closed.
     fn refusal(&self) -> Vec<u8>;
+
+    /// Starts what the front end keeps running beside its connections,
+    /// before the first is accepted.
+    fn start(&self, _driver: &Arc<Driver>) {}
 }
 
 /// What every connection shares.
@@ -76,6 +80,7 @@ pub fn run(
     let sweeper = Sweeper::start(driver.service.app().pool().clone())?;
     let listener = Arc::new(listener);
     let failed = Arc::new(AtomicBool::new(false));
+    front.start(&driver);
     let front = Arc::new(front);
     {
         let (driver, listener, failed) = (driver.clone(), listener.clone(), failed.clone());
@@ -182,7 +187,7 @@ fn accept(driver: &Arc<Driver>, listener: &Listener, failed: &AtomicBool, front:
         let (driver, front) = (driver.clone(), front.clone());
         let started = thread::Builder::new()
             .name("connection".into())
-            .spawn(move || front.serve(&driver, socket, &tracker));
+            .spawn(move || front.serve(&driver, socket, tracker));
         if let Err(e) = started {
             // The socket went with the closure: the peer sees it closed.
             crate::log::say!("connection dropped: cannot start its thread: {e}");

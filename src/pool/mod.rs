@@ -144,6 +144,12 @@ impl Pool {
         self
     }
 
+    /// Whether the pool may be on a network filesystem (see the field):
+    /// a status read from it may then wait on other hosts.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared
+    }
+
     /// How long an unfinished tus upload lives after its last write.
     pub(crate) fn expire_after(&self) -> Duration {
         self.expire_after

@@ -50,9 +50,9 @@ struct FastCgi {
 }
 
 impl Front for FastCgi {
-    fn serve(&self, driver: &Driver, socket: Socket, tracker: &Tracker) {
+    fn serve(&self, driver: &Arc<Driver>, socket: Socket, tracker: Tracker) {
         let conn = Connection::new(socket, self.max);
-        if let Err(why) = serve_connection(conn, &driver.service, &driver.uploads, Some(tracker)) {
+        if let Err(why) = serve_connection(conn, &driver.service, &driver.uploads, Some(&tracker)) {
             crate::log::say!("FastCGI connection closed: {why}");
         }
     }

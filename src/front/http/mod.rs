@@ -8,13 +8,16 @@
 //! then the answer says `Connection: close` and the connection ends.
 
 pub mod codec;
+mod park;
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use socket2::Socket;
 
 use self::codec::{CONTINUE, Dechunker, Framing, Head, HeadScan, HttpError, encode_head};
+use self::park::Lot;
 use super::driver::{self, Driver, Front, Tracker, Workers};
 use super::listen::{Listener, ReadWaker, Shut};
 use crate::app::{Outcome, Route, render::render, route_request};
@@ -40,47 +43,34 @@ pub fn serve(service: Service, listen: &str, workers: &Workers) -> Result<(), St
         format!("http://{}", listener.name())
     };
     crate::log::say!("listening on {shown}");
-    driver::run(listener, service, workers, Http)
+    driver::run(
+        listener,
+        service,
+        workers,
+        Http {
+            lot: Arc::new(Lot::default()),
+        },
+    )
 }
 
 /// The HTTP protocol, for the driver.
-struct Http;
+struct Http {
+    /// Where status clients' connections wait between requests.
+    lot: Arc<Lot>,
+}
 
 impl Front for Http {
-    fn serve(&self, driver: &Driver, socket: Socket, tracker: &Tracker) {
-        let mut conn = Conn::new(socket, driver.idle_timeout);
-        loop {
-            tracker.waiting();
-            let head = match conn.read_head() {
-                Ok(Some(head)) => head,
-                Ok(None) => return,
-                Err(e) => return conn.refuse(&e),
-            };
-            tracker.busy();
-            let route = route_request(&head.method, &head.path, &head.query, &head.headers);
-            let next = if route.is_upload() {
-                let service = driver.service.clone();
-                match driver
-                    .uploads
-                    .run(conn, move |c| c.exchange(&service, head, route))
-                {
-                    Some((back, next)) => {
-                        conn = back;
-                        next
-                    }
-                    None => return,
-                }
-            } else {
-                conn.exchange(&driver.service, head, route)
-            };
-            match next {
-                Next::Keep => {}
-                Next::Close => return,
-                // On this thread, not the upload worker's: a worker is
-                // not held while a client finishes sending.
-                Next::Linger => return conn.linger(),
-            }
-        }
+    fn serve(&self, driver: &Arc<Driver>, socket: Socket, tracker: Tracker) {
+        serve_conn(
+            driver,
+            &self.lot,
+            Conn::new(socket, driver.idle_timeout),
+            tracker,
+        );
+    }
+
+    fn start(&self, driver: &Arc<Driver>) {
+        self.lot.start(driver);
     }
 
     fn refusal(&self) -> Vec<u8> {
@@ -92,6 +82,50 @@ impl Front for Http {
         let rest = encode_answer(&response, false, true, &mut out);
         out.extend_from_slice(rest);
         out
+    }
+}
+
+/// Serves requests on `conn` until it ends, on this thread; a connection
+/// that has just been answered a status request and has nothing more
+/// buffered is parked instead, and the thread ends.
+fn serve_conn(driver: &Arc<Driver>, lot: &Arc<Lot>, mut conn: Conn, mut tracker: Tracker) {
+    loop {
+        tracker.waiting();
+        let head = match conn.read_head() {
+            Ok(Some(head)) => head,
+            Ok(None) => return,
+            Err(e) => return conn.refuse(&e),
+        };
+        tracker.busy();
+        let route = route_request(&head.method, &head.path, &head.query, &head.headers);
+        let next = if route.is_upload() {
+            let service = driver.service.clone();
+            match driver
+                .uploads
+                .run(conn, move |c| c.exchange(&service, head, route))
+            {
+                Some((back, next)) => {
+                    conn = back;
+                    next
+                }
+                None => return,
+            }
+        } else {
+            conn.exchange(&driver.service, head, route)
+        };
+        match next {
+            Next::Keep => {}
+            Next::Close => return,
+            // On this thread, not the upload worker's: a worker is
+            // not held while a client finishes sending.
+            Next::Linger => return conn.linger(),
+        }
+        if route == Route::Status && conn.buffered().is_empty() {
+            match lot.park(conn, tracker) {
+                Ok(()) => return,
+                Err((back, kept)) => (conn, tracker) = (back, kept),
+            }
+        }
     }
 }
 
@@ -194,6 +228,19 @@ impl Conn {
 
     /// Answers one request; what becomes of the connection.
     fn exchange(&mut self, service: &Service, head: Head, route: Route) -> Next {
+        let (response, head_only, next) = self.answer(service, head, route);
+        if self
+            .respond(&response, head_only, next != Next::Keep)
+            .is_err()
+        {
+            return Next::Close;
+        }
+        next
+    }
+
+    /// The answer to one request, not sent yet: the response, whether the
+    /// request was `HEAD`, and what becomes of the connection once sent.
+    fn answer(&mut self, service: &Service, head: Head, route: Route) -> (Response, bool, Next) {
         let started = Instant::now();
         let Head {
             method,
@@ -262,15 +309,12 @@ impl Conn {
         }
         let unread = body.state != BodyState::Done;
         log::request(&method, &path, &outcome, started.elapsed());
-        let response = render(outcome);
-        if self.respond(&response, head_only, close).is_err() {
-            return Next::Close;
-        }
-        match (close, unread) {
+        let next = match (close, unread) {
             (false, _) => Next::Keep,
             (true, false) => Next::Close,
             (true, true) => Next::Linger,
-        }
+        };
+        (render(outcome), head_only, next)
     }
 
     fn respond(&mut self, response: &Response, head_only: bool, close: bool) -> io::Result<()> {

@@ -882,6 +882,21 @@ fn a_parked_connection_takes_any_request_next() {
     assert_eq!(answers(&reply), 1, "{reply}");
 }
 
+/// An idle timeout of any length the command line takes (here the
+/// largest, 2^64 - 1 seconds) leaves parked connections answered: the
+/// waiting threads never add it to the clock unchecked.
+#[test]
+fn a_huge_idle_timeout_leaves_parked_connections_answered() {
+    let d = Daemon::start("parked-huge", &["--idle-timeout", "18446744073709551615s"]);
+    let mut s = d.connect();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for i in 0..3 {
+        let (head, body) = ask(&mut s, &status_request("a"));
+        assert!(head.starts_with("HTTP/1.1 200 "), "{i}: {head}");
+        assert_eq!(body, r#"{"state":"starting"}"#, "{i}");
+    }
+}
+
 /// A parked connection stays evictable: at the cap, the one idle longest
 /// goes, parked or not.
 #[test]

@@ -36,6 +36,12 @@ use crate::front::driver::{Driver, Tracker};
 
 /// Events taken from the kernel at a time.
 const EVENTS: usize = 256;
+/// The longest wait for events: the idle timeout may be any length (days),
+/// which `epoll_wait` cannot take.
+const LONGEST_WAIT: Duration = Duration::from_secs(60);
+/// The pause after a failed wait, so that a failure that lasts does not
+/// spin.
+const AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// Where connections are parked: the waiting threads, started with the
 /// server; none when they could not be started (each connection then
@@ -169,9 +175,11 @@ impl Poller {
     fn run(&self, lot: &Arc<Lot>, driver: &Arc<Driver>) {
         let idle = driver.idle_timeout;
         let mut events = Vec::with_capacity(EVENTS);
-        let mut sweep = Instant::now() + idle;
+        let mut sweep = later(Instant::now(), idle);
         loop {
-            let left = sweep.saturating_duration_since(Instant::now());
+            let left = sweep
+                .saturating_duration_since(Instant::now())
+                .min(LONGEST_WAIT);
             events.clear();
             match epoll::wait(
                 &self.epoll,
@@ -181,14 +189,17 @@ impl Poller {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => {
-                    // Cannot happen with a valid descriptor and buffer; were
-                    // it to, the parked connections go back to threads.
+                    // Cannot happen with a valid descriptor, buffer and
+                    // timeout; were it to, the parked connections go back
+                    // to threads, and those parked next are waited on
+                    // again after a pause.
                     crate::log::say!("parked status connections handed back: {e}");
                     let all: Vec<Parked> = self.lock().drain().map(|(_, p)| p).collect();
                     for p in all {
                         self.hand_on(lot, driver, p, Vec::new(), Next::Keep);
                     }
-                    return;
+                    thread::sleep(AFTER_FAILURE);
+                    continue;
                 }
             }
             for event in &events {
@@ -306,9 +317,9 @@ impl Poller {
         // The oldest left is the first to fall silent for long enough.
         let next = map
             .values()
-            .map(|p| p.since + idle)
+            .map(|p| later(p.since, idle))
             .min()
-            .unwrap_or(now + idle);
+            .unwrap_or_else(|| later(now, idle));
         drop(map);
         for parked in gone {
             self.close(parked);
@@ -331,6 +342,14 @@ fn send_some(conn: &Conn, out: &[u8]) -> Option<usize> {
         }
     }
     Some(sent)
+}
+
+/// `at + wait`, or a year after `at` when that is beyond what an
+/// `Instant` holds (an idle timeout of millions of days).
+fn later(at: Instant, wait: Duration) -> Instant {
+    at.checked_add(wait)
+        .or_else(|| at.checked_add(Duration::from_secs(365 * 86400)))
+        .unwrap_or(at)
 }
 
 fn timespec(d: Duration) -> Timespec {

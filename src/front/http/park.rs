@@ -111,7 +111,10 @@ impl Parking {
             let (poller, lot, driver) = (poller.clone(), lot.clone(), driver.clone());
             thread::Builder::new()
                 .name("parking".into())
-                .spawn(move || poller.run(&lot, &driver))?;
+                .spawn(move || {
+                    crate::pool::priority::quicken();
+                    poller.run(&lot, &driver)
+                })?;
         }
         Ok(Parking {
             pollers,

@@ -394,15 +394,8 @@ fn an_upload_that_fails_closes_the_connection() {
     // says so, and nothing is left of its file.
     let body = multipart("XX", "cut.bin", &[7u8; 100_000]);
     let mut s = d.connect();
-    s.write_all(
-        format!(
-            "POST /upload?X-Progress-ID=cut HTTP/1.1\r\nHost: a\r\n\
-             Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .unwrap();
+    s.write_all(upload_head("cut", body.len()).as_bytes())
+        .unwrap();
     s.write_all(&body[..50_000]).unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
     let reply = read_to_close(&mut s);
@@ -792,6 +785,14 @@ fn ask(s: &mut TcpStream, request: &str) -> (String, String) {
     (head, String::from_utf8(body).unwrap())
 }
 
+/// The head of a multipart upload of `length` body bytes, boundary `XX`.
+fn upload_head(id: &str, length: usize) -> String {
+    format!(
+        "POST /upload?X-Progress-ID={id} HTTP/1.1\r\nHost: a\r\n\
+         Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: {length}\r\n\r\n"
+    )
+}
+
 fn status_request(id: &str) -> String {
     format!("GET /upload/status?X-Progress-ID={id} HTTP/1.1\r\nHost: a\r\n\r\n")
 }
@@ -840,15 +841,8 @@ fn a_parked_connection_takes_any_request_next() {
     let (head, _) = ask(&mut s, &status_request("p"));
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     let body = multipart("XX", "f.txt", b"hello");
-    s.write_all(
-        format!(
-            "POST /upload?X-Progress-ID=p HTTP/1.1\r\nHost: a\r\n\
-             Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .unwrap();
+    s.write_all(upload_head("p", body.len()).as_bytes())
+        .unwrap();
     s.write_all(&body).unwrap();
     let (head, answer) = read_answer(&mut s);
     assert!(head.starts_with("HTTP/1.1 201 "), "{head}");

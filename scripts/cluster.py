@@ -205,8 +205,20 @@ def ident(name):
     return f"{name}-{os.getpid()}-{random.randrange(1 << 30):x}"
 
 
+def threads_named(pid, name):
+    """How many of process PID's threads are called NAME."""
+    count = 0
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/comm") as f:
+                count += f.read().strip() == name
+        except FileNotFoundError:
+            pass  # the thread ended meanwhile
+    return count
+
+
 def check_rising():
-    (_, a, _), (_, b, _) = daemons[0], daemons[1]
+    (_, a, _), (pb, b, _) = daemons[0], daemons[1]
     i = ident("rising")
     up = Upload(a, i, os.urandom(4 << 20), step=65536, pause=0.02)
     up.start()
@@ -228,7 +240,14 @@ def check_rising():
     code, st = status(b, i)
     if st.get("state") != "done":
         fail(f"rising: status on B after 201: {st}")
-    print(f"rising: {len(seen)} polls on B saw uploading, {rises} rises, {drops} drops", flush=True)
+    # On a shared pool no status connection is parked between requests
+    # (README, "The daemon"): a status read there may wait on other hosts,
+    # and the threads that answer parked connections must never wait.
+    parking = threads_named(pb.pid, "parking")
+    if parking:
+        fail(f"rising: B, on the shared pool, runs {parking} threads for parked connections")
+    print(f"rising: {len(seen)} polls on B saw uploading, {rises} rises, {drops} drops; "
+          f"B parks no connection", flush=True)
 
 
 def check_clear(rounds=3):

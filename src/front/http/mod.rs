@@ -78,10 +78,7 @@ impl Front for Http {
             ErrorKind::Unavailable,
             "too many connections; try again",
         )));
-        let mut out = Vec::new();
-        let rest = encode_answer(&response, false, true, &mut out);
-        out.extend_from_slice(rest);
-        out
+        encode_whole(&response, false, true)
     }
 }
 
@@ -346,6 +343,15 @@ impl Conn {
             }
         }
     }
+}
+
+/// An answer, head and body, in one buffer: for a write that must not
+/// wait (the refusal at the cap, a parked connection's answer).
+fn encode_whole(response: &Response, head_only: bool, close: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + response.body.len());
+    let rest = encode_answer(response, head_only, close, &mut out);
+    out.extend_from_slice(rest);
+    out
 }
 
 /// Appends an answer's head to `out`, and its body when it is small

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use rustix::fd::OwnedFd;
 
 use super::codec::{Framing, HeadScan};
-use super::{Conn, Next, encode_answer, serve_conn};
+use super::{Conn, Next, encode_whole, serve_conn};
 use crate::app::{Route, route_request};
 use crate::front::driver::{Driver, Tracker};
 
@@ -77,7 +77,8 @@ impl Lot {
 /// share for every status answer of the process.
 struct Parking {
     pollers: Vec<Arc<Poller>>,
-    turn: AtomicU64,
+    /// Whose turn it is to take the next connection.
+    turn: AtomicUsize,
 }
 
 /// One waiting thread's connections.
@@ -118,17 +119,14 @@ impl Parking {
         }
         Ok(Parking {
             pollers,
-            turn: AtomicU64::new(0),
+            turn: AtomicUsize::new(0),
         })
     }
 
     /// Parks `conn` with the next waiting thread.
     fn park(&self, conn: Conn, tracker: Tracker) -> Result<(), (Conn, Tracker)> {
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        let poller = usize::try_from(turn)
-            .ok()
-            .and_then(|t| self.pollers.get(t % self.pollers.len().max(1)));
-        match poller {
+        match self.pollers.get(turn % self.pollers.len().max(1)) {
             Some(poller) => poller.park(conn, tracker),
             None => Err((conn, tracker)),
         }
@@ -247,9 +245,7 @@ impl Poller {
         parked.conn.start = parked.conn.end;
         parked.tracker.busy();
         let (response, head_only, next) = parked.conn.answer(&driver.service, head, route);
-        let mut out = Vec::with_capacity(256 + response.body.len());
-        let rest = encode_answer(&response, head_only, next != Next::Keep, &mut out);
-        out.extend_from_slice(rest);
+        let mut out = encode_whole(&response, head_only, next != Next::Keep);
         match (send_some(&parked.conn, &out), next) {
             (Some(n), Next::Keep) if n == out.len() => {
                 parked.tracker.waiting();

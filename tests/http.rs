@@ -8,6 +8,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
+use std::sync::mpsc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -889,6 +890,56 @@ fn a_huge_idle_timeout_leaves_parked_connections_answered() {
         assert!(head.starts_with("HTTP/1.1 200 "), "{i}: {head}");
         assert_eq!(body, r#"{"state":"starting"}"#, "{i}");
     }
+}
+
+/// Every status request a parked connection is answered is logged, the
+/// ones answered while the daemon stops too: the waiting threads hold
+/// their lines a moment to write several at once, and must not take
+/// them down with the process.
+#[test]
+fn a_parked_connection_s_answers_are_all_logged_through_a_stop() {
+    let d = Daemon::start("parked-log", &[]);
+    let mut s = d.connect();
+    let asking = std::thread::spawn(move || {
+        let mut answered = 0;
+        // Until the daemon has gone.
+        while s.write_all(status_request("logged").as_bytes()).is_ok() {
+            let mut head = [0u8; 12];
+            if s.read_exact(&mut head).is_err() {
+                break;
+            }
+            assert_eq!(&head, b"HTTP/1.1 200");
+            let mut rest = Vec::new();
+            let mut byte = [0u8; 1];
+            while !rest.ends_with(b"}") {
+                if s.read_exact(&mut byte).is_err() {
+                    return answered;
+                }
+                rest.push(byte[0]);
+            }
+            answered += 1;
+        }
+        answered
+    });
+    sleep(Duration::from_millis(500));
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &d.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let answered = asking.join().unwrap();
+    // Every line, until stderr closes with the process.
+    let mut logged = 0;
+    loop {
+        match d.log.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) if line.ends_with(" logged") && line.contains(" 200 ") => logged += 1,
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(e) => panic!("the daemon did not end: {e}"),
+        }
+    }
+    assert!(answered > 100, "{answered}");
+    assert!(logged >= answered, "{answered} answered, {logged} logged");
 }
 
 /// A parked connection stays evictable: at the cap, the one idle longest

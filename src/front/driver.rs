@@ -48,6 +48,10 @@ pub trait Front: Send + Sync + 'static {
     /// Starts what the front end keeps running beside its connections,
     /// before the first is accepted.
     fn start(&self, _driver: &Arc<Driver>) {}
+
+    /// Finishes what the front end keeps running beside its connections,
+    /// once the server has stopped serving.
+    fn stop(&self) {}
 }
 
 /// What every connection shares.
@@ -83,7 +87,12 @@ pub fn run(
     front.start(&driver);
     let front = Arc::new(front);
     {
-        let (driver, listener, failed) = (driver.clone(), listener.clone(), failed.clone());
+        let (driver, listener, failed, front) = (
+            driver.clone(),
+            listener.clone(),
+            failed.clone(),
+            front.clone(),
+        );
         thread::Builder::new()
             .name("accept".into())
             .spawn(move || accept(&driver, &listener, &failed, front))
@@ -105,6 +114,7 @@ pub fn run(
             "stopping with {left} upload(s) unfinished after the grace period; they end as interrupted"
         );
     }
+    front.stop();
     if failed.load(Ordering::SeqCst) {
         return Err("the listening socket failed".into());
     }

@@ -12,7 +12,7 @@ mod park;
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
@@ -71,6 +71,10 @@ impl Front for Http {
 
     fn start(&self, driver: &Arc<Driver>) {
         self.lot.start(driver);
+    }
+
+    fn stop(&self) {
+        self.lot.stop();
     }
 
     fn refusal(&self) -> Vec<u8> {
@@ -225,7 +229,8 @@ impl Conn {
 
     /// Answers one request; what becomes of the connection.
     fn exchange(&mut self, service: &Service, head: Head, route: Route) -> Next {
-        let (response, head_only, next) = self.answer(service, head, route);
+        let (response, head_only, next, line) = self.answer(service, head, route);
+        log::write_line(line);
         if self
             .respond(&response, head_only, next != Next::Keep)
             .is_err()
@@ -236,8 +241,14 @@ impl Conn {
     }
 
     /// The answer to one request, not sent yet: the response, whether the
-    /// request was `HEAD`, and what becomes of the connection once sent.
-    fn answer(&mut self, service: &Service, head: Head, route: Route) -> (Response, bool, Next) {
+    /// request was `HEAD`, what becomes of the connection once sent, and
+    /// the request's log line, for the caller to write.
+    fn answer(
+        &mut self,
+        service: &Service,
+        head: Head,
+        route: Route,
+    ) -> (Response, bool, Next, String) {
         let started = Instant::now();
         let Head {
             method,
@@ -305,13 +316,13 @@ impl Conn {
             outcome.answer = Err(Error::bad_request(why));
         }
         let unread = body.state != BodyState::Done;
-        log::request(&method, &path, &outcome, started.elapsed());
+        let line = log::request_line(&method, &path, &outcome, started.elapsed());
         let next = match (close, unread) {
             (false, _) => Next::Keep,
             (true, false) => Next::Close,
             (true, true) => Next::Linger,
         };
-        (render(outcome), head_only, next)
+        (render(outcome), head_only, next, line)
     }
 
     fn respond(&mut self, response: &Response, head_only: bool, close: bool) -> io::Result<()> {
@@ -368,7 +379,7 @@ fn encode_answer<'r>(
     } else {
         &response.body
     };
-    let date = log::http_date(SystemTime::now());
+    let date = log::http_date_now();
     encode_head(
         response.status,
         &response.headers,

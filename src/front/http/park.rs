@@ -33,6 +33,7 @@ use super::codec::{Framing, HeadScan};
 use super::{Conn, Next, encode_whole, serve_conn};
 use crate::app::{Route, route_request};
 use crate::front::driver::{Driver, Tracker};
+use crate::log::Held;
 
 /// Events taken from the kernel at a time.
 const EVENTS: usize = 256;
@@ -70,6 +71,17 @@ impl Lot {
             _ => Err((conn, tracker)),
         }
     }
+
+    /// Writes the log lines the waiting threads hold, and has them write
+    /// each line at once from now on: the server stops, and the process
+    /// may end any moment.
+    pub(super) fn stop(&self) {
+        if let Some(Some(parking)) = self.0.get() {
+            for poller in &parking.pollers {
+                poller.held().stop();
+            }
+        }
+    }
 }
 
 /// The waiting threads, one per CPU: the scheduler shares a busy CPU out
@@ -86,6 +98,9 @@ struct Poller {
     epoll: OwnedFd,
     parked: Mutex<HashMap<u64, Parked>>,
     next: AtomicU64,
+    /// The log lines of the requests it answered, written a few at a
+    /// time; only its thread adds to them.
+    held: Mutex<Held>,
 }
 
 /// A connection waiting for its next request.
@@ -106,6 +121,7 @@ impl Parking {
                 epoll: epoll::create(CreateFlags::CLOEXEC)?,
                 parked: Mutex::new(HashMap::new()),
                 next: AtomicU64::new(0),
+                held: Mutex::new(Held::default()),
             }));
         }
         for poller in &pollers {
@@ -134,6 +150,10 @@ impl Parking {
 }
 
 impl Poller {
+    fn held(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<u64, Parked>> {
         // Nothing panics while holding it; the map stays whole if it did.
         self.parked.lock().unwrap_or_else(PoisonError::into_inner)
@@ -178,7 +198,9 @@ impl Poller {
         let mut events = Vec::with_capacity(EVENTS);
         let mut sweep = later(Instant::now(), idle);
         loop {
-            let left = sweep
+            // Woken in time to write held log lines, too.
+            let until = self.held().due().map_or(sweep, |due| due.min(sweep));
+            let left = until
                 .saturating_duration_since(Instant::now())
                 .min(LONGEST_WAIT);
             events.clear();
@@ -210,7 +232,13 @@ impl Poller {
                     self.serve(lot, driver, key, parked);
                 }
             }
-            if Instant::now() >= sweep {
+            let now = Instant::now();
+            let mut held = self.held();
+            if held.due().is_some_and(|due| now >= due) {
+                held.write();
+            }
+            drop(held);
+            if now >= sweep {
                 sweep = self.close_silent(idle);
             }
         }
@@ -244,7 +272,8 @@ impl Poller {
         }
         parked.conn.start = parked.conn.end;
         parked.tracker.busy();
-        let (response, head_only, next) = parked.conn.answer(&driver.service, head, route);
+        let (response, head_only, next, line) = parked.conn.answer(&driver.service, head, route);
+        self.held().push(line);
         let mut out = encode_whole(&response, head_only, next != Next::Keep);
         match (send_some(&parked.conn, &out), next) {
             (Some(n), Next::Keep) if n == out.len() => {

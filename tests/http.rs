@@ -922,11 +922,7 @@ fn a_parked_connection_s_answers_are_all_logged_through_a_stop() {
         answered
     });
     sleep(Duration::from_millis(500));
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &d.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
+    common::terminate(d.pid());
     let answered = asking.join().unwrap();
     // Every line, until stderr closes with the process.
     let mut logged = 0;

@@ -1597,11 +1597,7 @@ fn the_daemon_sweeps_expired_uploads() {
     assert_eq!(removed, expected);
     assert_eq!(once(&d, "HEAD", &path, &[TUS], b"").status(), 404);
     assert_eq!(offset(&d, &done), 4);
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &d.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
+    common::terminate(d.pid());
     loop {
         let line = d.log.recv_timeout(Duration::from_secs(10)).unwrap();
         if line.ends_with("stopped") {
@@ -1712,11 +1708,7 @@ fn the_fastcgi_responder_sweeps_expired_uploads() {
         format!("fileupload: removed expired upload {upload}")
     );
     assert!(!pool.join(&upload).exists());
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &responder.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
+    common::terminate(responder.0.id());
     assert_eq!(next(), "fileupload: stopped");
     assert!(responder.0.wait().unwrap().success());
 }
@@ -1822,11 +1814,7 @@ fn a_cgi_patch_ended_by_sigterm_keeps_what_it_read() {
     // Time to read what the pipe holds; stdin stays open, as a web server
     // keeps it while it waits for the rest of the body.
     sleep(Duration::from_millis(500));
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    common::terminate(child.id());
     child.wait().unwrap();
     drop(stdin);
     let out = cgi(

@@ -551,3 +551,12 @@ pub fn spawn_cgi(pool: &Path, env: &[(&str, &str)]) -> Child {
         .spawn()
         .unwrap()
 }
+
+/// Sends SIGTERM to the process `pid`, as a service manager stops it.
+pub fn terminate(pid: u32) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -TERM {pid}");
+}

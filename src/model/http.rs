@@ -400,7 +400,9 @@ pub fn percent_decode(text: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    // The decoded bytes become the string as they are when they are UTF-8
+    // (a status request decodes its query on every poll): no second copy.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The value of one hex digit.
@@ -508,6 +510,8 @@ mod tests {
             ("a%zz", "a%zz"),
             ("%00", "\0"),
             ("%C3%A9", "é"),
+            // Not UTF-8: replaced, the rest kept.
+            ("a%FFb%C3", "a\u{FFFD}b\u{FFFD}"),
         ] {
             assert_eq!(percent_decode(encoded), decoded, "{encoded}");
         }

@@ -72,9 +72,10 @@ pub(crate) fn request(method: &str, path: &str, outcome: &Outcome, took: Duratio
 /// The log line of one request, as [`request`] writes it, newline ended.
 pub(crate) fn request_line(method: &str, path: &str, outcome: &Outcome, took: Duration) -> String {
     use std::fmt::Write as _;
-    // Pieces pushed onto one string rather than one `format!`: the
-    // parked status connections log tens of thousands of lines a
-    // second, and a line built piece by piece costs a third of the time.
+    // Pieces pushed onto one string rather than one `format!`, the time
+    // formatted once a second: the parked status connections log tens of
+    // thousands of lines a second, and `perf` put 5% of their CPU in the
+    // line's formatting (docs/performance.md).
     let mut line = String::with_capacity(96 + path.len());
     push_timestamp(&mut line, SystemTime::now());
     line.push(' ');
@@ -114,10 +115,10 @@ const HOLD: Duration = Duration::from_millis(50);
 /// Request log lines kept back to be written several in one `write(2)`,
 /// by a thread that answers many small requests in a row (the threads of
 /// parked status connections): a write of its own per status request
-/// cost as much as the rest of its answer. A line waits at most [`HOLD`],
-/// less when [`MAX_LINE`] bytes are held; so the log may show it up to
-/// that much after lines of other threads written meanwhile (each line
-/// carries its own time). The holder writes them when [`Held::due`] has
+/// took a tenth of their CPU (`perf`, docs/performance.md). A line waits
+/// at most [`HOLD`], less when [`MAX_LINE`] bytes are held; so the log
+/// may show it up to that much after lines of other threads written
+/// meanwhile (each line carries its own time). The holder writes them when [`Held::due`] has
 /// come; the server, on stopping, calls [`Held::stop`].
 #[derive(Default)]
 pub(crate) struct Held {

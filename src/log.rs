@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::app::Outcome;
+// Without control characters, a request cannot cut or forge a log line.
+use crate::model::status::push_without_controls;
 
 /// The host name every log line carries, set once at start.
 static HOST: OnceLock<String> = OnceLock::new();
@@ -102,24 +104,18 @@ pub(crate) fn request_line(method: &str, path: &str, outcome: &Outcome, took: Du
     line
 }
 
-/// Appends `text` without its control characters, as
-/// [`strip_controls`](crate::model::status::strip_controls) would, so
-/// that a request cannot cut or forge a log line.
-fn push_without_controls(line: &mut String, text: &str) {
-    line.extend(text.chars().filter(|c| !c.is_control()));
-}
-
 /// How long [`Held`] keeps a line at most before writing it.
 const HOLD: Duration = Duration::from_millis(50);
 
 /// Request log lines kept back to be written several in one `write(2)`,
 /// by a thread that answers many small requests in a row (the threads of
 /// parked status connections): a write of its own per status request
-/// took a tenth of their CPU (`perf`, docs/performance.md). A line waits
-/// at most [`HOLD`], less when [`MAX_LINE`] bytes are held; so the log
-/// may show it up to that much after lines of other threads written
-/// meanwhile (each line carries its own time). The holder writes them when [`Held::due`] has
-/// come; the server, on stopping, calls [`Held::stop`].
+/// took a tenth of their CPU (`perf`, docs/performance.md). A line is due
+/// [`HOLD`] after the first line held, sooner when [`MAX_LINE`] bytes are
+/// held; so the log may show it that much after lines of other threads
+/// written meanwhile (each line carries its own time). The holder writes
+/// them once [`Held::due`] has come; the server, on stopping, calls
+/// [`Held::stop`].
 #[derive(Default)]
 pub(crate) struct Held {
     lines: String,

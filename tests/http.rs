@@ -12,7 +12,9 @@ use std::sync::mpsc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, closed, entries, header, multipart, read_answer, read_to_close};
+use common::{
+    Daemon, closed, entries, header, multipart, read_answer, read_to_close, try_read_answer,
+};
 
 const STATUS: &str = "/upload/status?X-Progress-ID=a";
 
@@ -904,19 +906,10 @@ fn a_parked_connection_s_answers_are_all_logged_through_a_stop() {
         let mut answered = 0;
         // Until the daemon has gone.
         while s.write_all(status_request("logged").as_bytes()).is_ok() {
-            let mut head = [0u8; 12];
-            if s.read_exact(&mut head).is_err() {
+            let Some((head, _)) = try_read_answer(&mut s) else {
                 break;
-            }
-            assert_eq!(&head, b"HTTP/1.1 200");
-            let mut rest = Vec::new();
-            let mut byte = [0u8; 1];
-            while !rest.ends_with(b"}") {
-                if s.read_exact(&mut byte).is_err() {
-                    return answered;
-                }
-                rest.push(byte[0]);
-            }
+            };
+            assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
             answered += 1;
         }
         answered
@@ -936,6 +929,33 @@ fn a_parked_connection_s_answers_are_all_logged_through_a_stop() {
     }
     assert!(answered > 100, "{answered}");
     assert!(logged >= answered, "{answered} answered, {logged} logged");
+}
+
+/// A parked connection's log line is written while the connection stays
+/// open and quiet: the waiting thread holds it only for a moment (50 ms),
+/// not until more lines come or the daemon stops.
+#[test]
+fn a_parked_connection_s_log_line_is_written_while_it_waits() {
+    let d = Daemon::start("parked-log-wait", &[]);
+    let mut s = d.connect();
+    // The first answer comes from the connection's thread; the second,
+    // once the connection is parked, from a waiting thread.
+    for id in ["first", "held"] {
+        let (head, _) = ask(&mut s, &status_request(id));
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match d.log.recv_timeout(left) {
+            Ok(line) if line.ends_with(" held") => break,
+            Ok(_) => {}
+            Err(e) => panic!("no log line for the parked request within 5 s: {e}"),
+        }
+    }
+    // The connection is still open and answered.
+    let (head, _) = ask(&mut s, &status_request("again"));
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
 }
 
 /// A parked connection stays evictable: at the cap, the one idle longest

@@ -227,7 +227,15 @@ pub fn clean_filename(name: &str) -> String {
 
 /// Removes control characters (C0, DEL and C1).
 pub fn strip_controls(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).collect()
+    let mut out = String::with_capacity(text.len());
+    push_without_controls(&mut out, text);
+    out
+}
+
+/// Appends `text` to `out` without its control characters, as
+/// [`strip_controls`] gives it: for a caller building a longer string.
+pub(crate) fn push_without_controls(out: &mut String, text: &str) {
+    out.extend(text.chars().filter(|c| !c.is_control()));
 }
 
 #[cfg(test)]

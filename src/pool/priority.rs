@@ -42,10 +42,12 @@ const SHORT_SLICE_NS: u64 = 100_000;
 /// slice is its `sched_attr.sched_runtime`, which any thread may set for
 /// itself. It takes no CPU time from other threads; a woken thread with a
 /// short slice runs sooner, and is preempted sooner. Under figure 5c's
-/// load built by hand (ad hoc, not `scripts/bench`) the waiting threads of parked status connections
-/// answered with a p99 of 2.8 to 3.7 ms in three rounds of four with it,
-/// 4.1 to 9.9 ms without (docs/performance.md). An older kernel ignores it
-/// or refuses it; either is fine.
+/// load built by hand (ad hoc, not `scripts/bench`), the waiting threads
+/// of parked status connections answered with a p99 of 2.8 to 3.7 ms in
+/// three rounds of four with it, 4.1 to 9.9 ms without; later, with each
+/// request's log line cheaper, nine rounds could not tell the two apart
+/// (docs/performance.md). An older kernel ignores it or refuses it;
+/// either is fine.
 pub(crate) fn quicken() {
     #[cfg(target_os = "linux")]
     {

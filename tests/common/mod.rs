@@ -196,10 +196,29 @@ pub fn read_to_close(s: &mut TcpStream) -> String {
 /// and the body its `Content-Length` gives. (A buffered reader saves a
 /// system call a byte where many answers are read.)
 pub fn read_answer(s: &mut impl Read) -> (String, Vec<u8>) {
+    read_answer_until_closed(s, true).unwrap()
+}
+
+/// [`read_answer`] for a peer that may go away: `None` when the
+/// connection ends (or fails) before a whole answer.
+pub fn try_read_answer(s: &mut impl Read) -> Option<(String, Vec<u8>)> {
+    read_answer_until_closed(s, false)
+}
+
+/// Reads one answer; where the connection ends first, panics as
+/// [`read_answer`] always has when `strict`, else gives `None`.
+fn read_answer_until_closed(s: &mut impl Read, strict: bool) -> Option<(String, Vec<u8>)> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        let n = s.read(&mut byte).unwrap();
+        let n = match s.read(&mut byte) {
+            Ok(n) => n,
+            Err(_) if !strict => return None,
+            Err(e) => panic!("{e}"),
+        };
+        if n == 0 && !strict {
+            return None;
+        }
         assert_eq!(
             n,
             1,
@@ -214,9 +233,13 @@ pub fn read_answer(s: &mut impl Read) -> (String, Vec<u8>) {
         .unwrap_or(0);
     let mut body = vec![0; length];
     if !head.starts_with("HTTP/1.1 100 ") {
-        s.read_exact(&mut body).unwrap();
+        match s.read_exact(&mut body) {
+            Ok(()) => {}
+            Err(_) if !strict => return None,
+            Err(e) => panic!("{e}"),
+        }
     }
-    (head, body)
+    Some((head, body))
 }
 
 /// A field of an answer's head.

@@ -197,9 +197,11 @@ impl Poller {
         let idle = driver.idle_timeout;
         let mut events = Vec::with_capacity(EVENTS);
         let mut sweep = later(Instant::now(), idle);
+        // When the log lines held must be written, if any are.
+        let mut due: Option<Instant> = None;
         loop {
-            // Woken in time to write held log lines, too.
-            let until = self.held().due().map_or(sweep, |due| due.min(sweep));
+            // Woken in time to write them, too.
+            let until = due.map_or(sweep, |due| due.min(sweep));
             let left = until
                 .saturating_duration_since(Instant::now())
                 .min(LONGEST_WAIT);
@@ -233,11 +235,13 @@ impl Poller {
                 }
             }
             let now = Instant::now();
-            let mut held = self.held();
-            if held.due().is_some_and(|due| now >= due) {
-                held.write();
-            }
-            drop(held);
+            due = {
+                let mut held = self.held();
+                if held.due().is_some_and(|due| now >= due) {
+                    held.write();
+                }
+                held.due()
+            };
             if now >= sweep {
                 sweep = self.close_silent(idle);
             }

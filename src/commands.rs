@@ -134,6 +134,7 @@ fn run_fastcgi(config: Config, args: &FastcgiArgs) -> Result<ExitCode, String> {
 /// the log lines, the workers, the application and the service.
 fn server(mut config: Config, args: &ServerArgs, demo: bool) -> Result<(Service, Workers), String> {
     log::set_host(args.host_name.as_deref());
+    config.pool = config.pool.with_lagging_hash();
     let workers = workers(&mut config, args)?;
     let application = backend(&args.backend)?;
     let service = service(

@@ -1713,10 +1713,20 @@ fn the_fastcgi_responder_sweeps_expired_uploads() {
     assert!(responder.0.wait().unwrap().success());
 }
 
+/// Whether the bucket's `sha256.state` names `offset`. The daemon answers
+/// a PATCH once its bytes are on disk and saves the state when its hashing
+/// thread is through, just after.
+fn state_at(bucket: &std::path::Path, offset: usize) -> bool {
+    std::fs::read(bucket.join("sha256.state")).is_ok_and(|state| {
+        state.len() == 8 + 104 + 32 && state[..8] == (offset as u64).to_le_bytes()
+    })
+}
+
 /// The SHA-256 is carried from one request to the next in the bucket
 /// (`sha256.state`), so that completing an upload does not read the whole
-/// file again; a state that is damaged, or for another offset, is never
-/// taken, and the file is then read again.
+/// file again, in the daemon and in another process (a CGI PATCH); a state
+/// that is damaged, or for another offset, is never taken, and the file is
+/// then read again.
 #[test]
 fn the_hash_is_carried_between_patches() {
     let d = Daemon::start("tus-hash-state", &[]);
@@ -1727,6 +1737,9 @@ fn the_hash_is_carried_between_patches() {
         let a = patch(&mut d.connect(), &path, 0, &source[..third]);
         assert_offset(&a, 204, &third.to_string());
         let bucket = d.pool.join(id(&path));
+        eventually("the state saved for the offset", || {
+            state_at(&bucket, third)
+        });
         (path, bucket)
     };
 
@@ -1734,9 +1747,6 @@ fn the_hash_is_carried_between_patches() {
     // disk behind the server's back, below that offset, then does not
     // reach the sha256: completion did not read the file again.
     let (path, bucket) = begin(&d);
-    let state = std::fs::read(bucket.join("sha256.state")).unwrap();
-    assert_eq!(state.len(), 8 + 104 + 32);
-    assert_eq!(state[..8], (third as u64).to_le_bytes());
     let part = bucket.join("0.part");
     let mut bytes = std::fs::read(&part).unwrap();
     bytes[0] ^= 0xff;
@@ -1749,7 +1759,20 @@ fn the_hash_is_carried_between_patches() {
     let stored = std::fs::read(bucket.join("0")).unwrap();
     assert_ne!(sha256(&stored), sha256(&source));
 
-    // A state for an earlier offset (put back over the current one).
+    // The same, the upload going on in another process: a CGI PATCH takes
+    // the state the daemon's hashing thread saved.
+    let (path, bucket) = begin(&d);
+    let part = bucket.join("0.part");
+    let mut bytes = std::fs::read(&part).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&part, &bytes).unwrap();
+    let out = cgi_patch(&d.pool, &path, &third.to_string(), &source[third..]);
+    assert!(out.starts_with("Status: 204"), "{out}");
+    let s = status(&d, &path);
+    assert_eq!(s["files"][0]["sha256"], sha256(&source), "{s}");
+
+    // A state for an earlier offset (put back over the current one, once
+    // that one is saved).
     let (path, bucket) = begin(&d);
     let earlier = std::fs::read(bucket.join("sha256.state")).unwrap();
     let a = patch(
@@ -1759,6 +1782,9 @@ fn the_hash_is_carried_between_patches() {
         &source[third..2 * third],
     );
     assert_eq!(a.status(), 204, "{}", a.head);
+    eventually("the state saved for the new offset", || {
+        state_at(&bucket, 2 * third)
+    });
     std::fs::write(bucket.join("sha256.state"), &earlier).unwrap();
     let a = patch(
         &mut d.connect(),

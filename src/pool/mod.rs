@@ -98,6 +98,9 @@ pub struct Pool {
     shared: bool,
     /// The uploads this process writes, answered from memory.
     live: Arc<Live>,
+    /// Where a tus request answered before its hash was through leaves
+    /// the hash for the next request (see [`Pool::with_lagging_hash`]).
+    lagged: Option<Arc<resumable::LaggedHashes>>,
     /// How long an unfinished tus upload lives after its last write (see
     /// [`Pool::with_expiry`]).
     expire_after: Duration,
@@ -133,8 +136,19 @@ impl Pool {
             signer,
             shared,
             live: Arc::default(),
+            lagged: None,
             expire_after: resumable::DEFAULT_EXPIRE_AFTER,
         })
+    }
+
+    /// The pool of a process that outlives its requests (the daemon, the
+    /// FastCGI responder): a tus request is answered once its bytes are on
+    /// disk, while its last blocks are still being hashed, and the next
+    /// request of the upload in this process goes on from that hash. A
+    /// CGI process ends with its request, so it waits for the hash.
+    pub(crate) fn with_lagging_hash(mut self) -> Pool {
+        self.lagged = Some(Arc::default());
+        self
     }
 
     /// The pool, with unfinished tus uploads expiring this long after

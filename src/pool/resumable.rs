@@ -42,22 +42,23 @@
 //! durably, and lets go. The new request goes on from the saved offset.
 //! The mark is removed by whoever takes the lock next.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ring::digest;
 use sha2::digest::common::hazmat::SerializableState;
 use sha2::{Digest, Sha256};
 
-use super::store::Store;
+use super::store::{Finished, Hasher, Hashing, Store, Then};
 use super::{
     CLEARED, GC_LOCK_WAIT, Hold, PUBLISH_BYTES, PUBLISH_INTERVAL, Pool, WRITER_LOCK_WAIT,
     clear_contents, cleared_error, create_new, is_gone, lock_existing, read_nofollow,
-    read_status_fresh, remove_bucket, sync_dir, write_status,
+    read_status_fresh, remove_bucket, sync_dir, unique_suffix, write_status,
 };
 use crate::model::error::{Error, ErrorKind, Result};
 use crate::model::identifier::{Identifier, to_hex};
@@ -72,7 +73,8 @@ const DATA: &str = "0";
 /// no form, and `file` is the name the curl examples of the README use.
 const FIELD: &str = "file";
 /// Bytes per block of a request's `Store`, and blocks in flight. A PATCH
-/// is answered only once its last block is hashed and written, so smaller
+/// is answered only once its last block is written (and, where the
+/// process ends with the request, hashed), so smaller
 /// blocks than a multipart file's shorten that wait (the end of an 8 MiB
 /// PATCH, that wait and the saving, averaged 2.5 ms with 1 MiB blocks and
 /// 1.6 ms with these), at some cost in throughput. In interleaved runs of 256 MiB (8 rounds, the order
@@ -94,6 +96,14 @@ const HASH_STATE: &str = "sha256.state";
 const HASH_STATE_TMP: &str = "sha256.state.tmp";
 /// Bytes hashed at a time when an upload completes.
 const HASH_BLOCK: usize = 1 << 20;
+/// How long a hashing thread that lags behind its request's answer waits
+/// for the status with the request's offset to be durable before it
+/// saves the hash's state (see [`Durable`]); past it, the state is not
+/// saved.
+const DURABLE_WAIT: Duration = Duration::from_secs(10);
+/// Hashes lagging behind their answers that a process keeps for the next
+/// request of their uploads at most (see [`LaggedHashes`]).
+const LAGGED_MOST: usize = 256;
 /// How long an unfinished upload lives after its last write unless
 /// `--expire-after` says otherwise: tusd's default.
 pub(crate) const DEFAULT_EXPIRE_AFTER: Duration = Duration::from_secs(24 * 3600);
@@ -152,11 +162,14 @@ impl Pool {
             upload_concat: concat,
             expires: None,
         });
+        let file_id = file_id(&file);
         let mut upload = Resumable::new(dir, lock, Some(file), status, self.expire_after);
         upload.stamp();
         write_status(&upload.dir, &upload.status, true)?;
         sync_dir(&upload.dir)?;
-        upload.begin_hash(Some(Sha256::new()));
+        upload.begin_hash(Carry::Ready(Some(Sha256::new())));
+        upload.lagged = self.lagged.clone();
+        upload.file_id = file_id;
         Ok(upload)
     }
 
@@ -220,10 +233,24 @@ impl Pool {
                     .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                     .open(dir.join(DATA_PART))
                     .map_err(|e| Error::disk("open the uploaded file", &e))?;
+                let file_id = file_id(&file);
                 let mut upload = Resumable::new(dir, lock, Some(file), status, after);
                 upload.settle()?;
-                let hash = HashState::load(&upload.dir, upload.offset());
+                let offset = upload.offset();
+                // The hash of the request before in this process, perhaps
+                // still being computed; the state in the bucket wins.
+                let lagged = match (&self.lagged, file_id) {
+                    (Some(lagged), Some(file)) => lagged.take(&upload.dir, offset, file),
+                    _ => None,
+                };
+                let hash = match (HashState::load(&upload.dir, offset), lagged) {
+                    (Some(hash), _) => Carry::Ready(Some(hash)),
+                    (None, Some(hashing)) => Carry::Pending(hashing),
+                    (None, None) => Carry::Ready(None),
+                };
                 upload.begin_hash(hash);
+                upload.lagged = self.lagged.clone();
+                upload.file_id = file_id;
                 Ok(upload)
             }
             State::Starting | State::Error => Err(no_upload()),
@@ -510,7 +537,7 @@ pub(crate) struct Resumable {
     file: Option<File>,
     /// This request's bytes on their way to the file (through a clone of
     /// `file`), from its first write until they are drained.
-    store: Option<Store<Option<Sha256>>>,
+    store: Option<Store<Carry>>,
     /// The progress, published by either thread.
     publisher: Arc<Publisher>,
     /// Bytes given when the stop marks were last looked for.
@@ -525,13 +552,19 @@ pub(crate) struct Resumable {
     /// does not read it all again. `None` once unknown (a writer killed
     /// before it saved), and then the file is read again at completion.
     /// While the store runs, the store has it.
-    hash: Option<Sha256>,
+    hash: Carry,
     /// The hash where this request's bytes began: a chunk cut off again
     /// (a checksum mismatch) takes the hash back with it.
     hash_mark: Option<(u64, Sha256)>,
     expire_after: Duration,
     /// The length of this request's body, when it said so.
     body_length: Option<u64>,
+    /// Where a request answered before its hash is through leaves the
+    /// hash for the next request of this upload in this process; `None`
+    /// where the process ends with the request (CGI).
+    lagged: Option<Arc<LaggedHashes>>,
+    /// Which data file the upload's is (see [`FileId`]).
+    file_id: Option<FileId>,
 }
 
 impl Resumable {
@@ -553,10 +586,12 @@ impl Resumable {
             checked: received,
             base: received,
             status,
-            hash: None,
+            hash: Carry::Ready(None),
             hash_mark: None,
             expire_after,
             body_length: None,
+            lagged: None,
+            file_id: None,
         }
     }
 
@@ -596,7 +631,7 @@ impl Resumable {
         self.status.received = Some(end);
         // Copied by the kernel, not seen here: the file is hashed whole
         // when the upload completes.
-        self.hash = None;
+        self.hash = Carry::Ready(None);
         Ok(())
     }
 
@@ -612,9 +647,13 @@ impl Resumable {
     }
 
     /// Starts this request's hashing from `hash`, the SHA-256 of the bytes
-    /// up to the offset (when known).
-    fn begin_hash(&mut self, hash: Option<Sha256>) {
-        self.hash_mark = hash.clone().map(|h| (self.offset(), h));
+    /// up to the offset (when known). A hash still being computed leaves no
+    /// mark to go back to: a chunk cut off again then loses the hash.
+    fn begin_hash(&mut self, hash: Carry) {
+        self.hash_mark = match &hash {
+            Carry::Ready(Some(h)) => Some((self.offset(), h.clone())),
+            _ => None,
+        };
         self.hash = hash;
     }
 
@@ -710,12 +749,12 @@ impl Resumable {
             self.base = self.offset();
             self.publisher.begin(self.base, &self.status);
             let tell = Arc::clone(&self.publisher);
-            let store = Store::append(clone, self.base, self.hash.take()).on_written(Arc::new(
-                move |written| {
+            let hash = std::mem::replace(&mut self.hash, Carry::Ready(None));
+            let store =
+                Store::append(clone, self.base, hash).on_written(Arc::new(move |written| {
                     // An error is the receiving thread's to answer.
                     let _ = tell.offer(written);
-                },
-            ));
+                }));
             // A long body waits for its last block once; a short one
             // (tus-js-client's 8 MiB) once a request.
             self.store = Some(match self.body_length {
@@ -760,6 +799,36 @@ impl Resumable {
         Ok(())
     }
 
+    /// [`Resumable::drain`], without waiting for the hash: once the bytes
+    /// are in the file, the request may be answered while the hashing
+    /// thread goes through the last blocks (the answer promises the bytes
+    /// on disk, not their hash). The thread saves the hash's state itself
+    /// once `durable` says the status with the new offset is durable, and
+    /// the next request of the upload in this process goes on from it.
+    fn drain_lagging(&mut self, durable: &Arc<Durable>) -> Result<()> {
+        let Some(store) = self.store.take() else {
+            return Ok(());
+        };
+        let written = self.base + store.written();
+        self.status.received = Some(written);
+        let offset = self.base + store.length();
+        let (dir, durable) = (self.dir.clone(), Arc::clone(durable));
+        let then: Then<Carry> = Box::new(move |hash: &Carry| {
+            if let Carry::Ready(Some(hash)) = hash
+                && durable.wait()
+            {
+                HashState::save(&dir, offset, hash);
+            }
+        });
+        let (_, length, hash) = store.finish_lagging(then)?;
+        self.status.received = Some(self.base + length);
+        self.hash = match hash {
+            Finished::Done(hash) => hash,
+            Finished::Hashing(hashing) => Carry::Pending(hashing),
+        };
+        Ok(())
+    }
+
     /// Sets the upload back to `offset` (no further than where it is),
     /// cutting off the bytes after it: a chunk that failed its checksum is
     /// not kept.
@@ -775,8 +844,8 @@ impl Resumable {
         // The hash cannot forget bytes: back to where this request began,
         // or unknown.
         self.hash = match &self.hash_mark {
-            Some((at, hash)) if *at == offset => Some(hash.clone()),
-            _ => None,
+            Some((at, hash)) if *at == offset => Carry::Ready(Some(hash.clone())),
+            _ => Carry::Ready(None),
         };
         Ok(())
     }
@@ -791,7 +860,14 @@ impl Resumable {
     }
 
     fn save_inner(&mut self) -> Result<Status> {
-        let drained = self.drain();
+        // Settled `false` on every way out but the status written durably.
+        let durable = DurableGuard(Arc::default());
+        // The hash is needed at once when the upload completes.
+        let drained = if self.lagged.is_some() && self.length() != Some(self.offset()) {
+            self.drain_lagging(&durable.0)
+        } else {
+            self.drain()
+        };
         let Some(lock) = self.lock.take() else {
             return Err(Error::internal("the upload was saved already"));
         };
@@ -810,9 +886,17 @@ impl Resumable {
             self.stamp();
             write_status(&self.dir, &self.status, true)?;
             // After the status is durable (see HashState).
-            match &self.hash {
-                Some(hash) => HashState::save(&self.dir, self.offset(), hash),
-                None => HashState::forget(&self.dir),
+            durable.0.settle(true);
+            match std::mem::replace(&mut self.hash, Carry::Ready(None)) {
+                Carry::Ready(Some(hash)) => HashState::save(&self.dir, self.offset(), &hash),
+                Carry::Ready(None) => HashState::forget(&self.dir),
+                // Its thread saves the state; the next request here takes
+                // the hash from memory.
+                Carry::Pending(hashing) => {
+                    if let (Some(lagged), Some(file)) = (&self.lagged, self.file_id) {
+                        lagged.put(&self.dir, self.offset(), file, hashing);
+                    }
+                }
             }
         }
         drop(lock);
@@ -822,7 +906,8 @@ impl Resumable {
     }
 
     fn complete(&mut self) -> Result<()> {
-        let (sha256, length) = match self.hash.take() {
+        let hash = std::mem::replace(&mut self.hash, Carry::Ready(None)).wait();
+        let (sha256, length) = match hash {
             Some(hash) => (to_hex(&hash.finalize()), self.file_length()?),
             None => self.hash_file()?,
         };
@@ -886,12 +971,167 @@ impl Resumable {
     }
 }
 
+/// The SHA-256 of the data file's bytes up to the offset, as a request
+/// takes it over from the one before: known, unknown (the file is then
+/// read again at completion), or still being computed by the hashing
+/// thread of a request before in this process that was answered without
+/// waiting for it ([`Resumable::drain_lagging`]).
+#[derive(Debug)]
+pub(crate) enum Carry {
+    /// Known, or not.
+    Ready(Option<Sha256>),
+    /// The thread that gives it back.
+    Pending(Hashing<Carry>),
+}
+
+impl Carry {
+    /// The hash, once the threads computing it are through.
+    fn wait(self) -> Option<Sha256> {
+        let mut carry = self;
+        loop {
+            match carry {
+                Carry::Ready(hash) => return hash,
+                Carry::Pending(hashing) => match hashing.join() {
+                    Ok(Some(next)) => carry = next,
+                    // The thread failed: the hash is lost.
+                    _ => return None,
+                },
+            }
+        }
+    }
+}
+
+/// The hashing thread of a request waits here, not the receiving one,
+/// for the hash of the request before.
+impl Hasher for Carry {
+    fn update(&mut self, bytes: &[u8]) {
+        if let Carry::Pending(_) = self {
+            let pending = std::mem::replace(self, Carry::Ready(None));
+            *self = Carry::Ready(pending.wait());
+        }
+        if let Carry::Ready(Some(hash)) = self {
+            Digest::update(hash, bytes);
+        }
+    }
+}
+
+/// Which data file: device, inode and creation time. A hash kept in
+/// memory is taken only for the file it was computed from, never for a
+/// later upload's file in a bucket made again under the same identifier.
+type FileId = (u64, u64, Option<SystemTime>);
+
+fn file_id(file: &File) -> Option<FileId> {
+    let meta = file.metadata().ok()?;
+    Some((meta.dev(), meta.ino(), meta.created().ok()))
+}
+
+/// The hashes of a process's requests that were answered before their
+/// hashing threads were through, for the next request of each upload in
+/// the same process: it goes on from the thread instead of waiting for it
+/// or reading the file again. Kept by a long-running front end's pool
+/// ([`Pool::with_lagging_hash`]); a request elsewhere finds the state
+/// the thread saves in the bucket once it is through.
+#[derive(Debug, Default)]
+pub(crate) struct LaggedHashes {
+    pending: Mutex<HashMap<PathBuf, Lagged>>,
+}
+
+#[derive(Debug)]
+struct Lagged {
+    offset: u64,
+    file: FileId,
+    hashing: Hashing<Carry>,
+}
+
+impl LaggedHashes {
+    /// Keeps the hash of the upload in `dir` at `offset`. Beyond
+    /// [`LAGGED_MOST`] uploads, those whose threads are through (and have
+    /// saved their state) make room; a hash that finds none is dropped,
+    /// its thread still saving the state.
+    fn put(&self, dir: &Path, offset: u64, file: FileId, hashing: Hashing<Carry>) {
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        if pending.len() >= LAGGED_MOST {
+            pending.retain(|_, lagged| !lagged.hashing.is_finished());
+        }
+        if pending.len() < LAGGED_MOST {
+            let lagged = Lagged {
+                offset,
+                file,
+                hashing,
+            };
+            pending.insert(dir.to_owned(), lagged);
+        }
+    }
+
+    /// Takes what is kept for the upload in `dir`; its hash when it is for
+    /// this offset of this file.
+    fn take(&self, dir: &Path, offset: u64, file: FileId) -> Option<Hashing<Carry>> {
+        let lagged = self.pending.lock().ok()?.remove(dir)?;
+        (lagged.offset == offset && lagged.file == file).then_some(lagged.hashing)
+    }
+}
+
+/// Whether the status that records a request's new offset was written
+/// durably: a hashing thread that lags behind the answer saves the hash's
+/// state for that offset only after it (see [`HashState`]).
+#[derive(Debug, Default)]
+struct Durable {
+    settled: Mutex<Option<bool>>,
+    changed: Condvar,
+}
+
+impl Durable {
+    /// Says it once; later calls change nothing.
+    fn settle(&self, durable: bool) {
+        if let Ok(mut settled) = self.settled.lock() {
+            settled.get_or_insert(durable);
+            self.changed.notify_all();
+        }
+    }
+
+    /// Whether the status was written durably; `false` when it was not,
+    /// or when nothing was said within [`DURABLE_WAIT`].
+    fn wait(&self) -> bool {
+        let deadline = Instant::now() + DURABLE_WAIT;
+        let Ok(mut settled) = self.settled.lock() else {
+            return false;
+        };
+        loop {
+            if let Some(durable) = *settled {
+                return durable;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            settled = match self.changed.wait_timeout(settled, left) {
+                Ok((settled, _)) => settled,
+                Err(_) => return false,
+            };
+        }
+    }
+}
+
+/// Settles its [`Durable`] `false` when dropped unsettled: every way out
+/// of a save but the status written.
+struct DurableGuard(Arc<Durable>);
+
+impl Drop for DurableGuard {
+    fn drop(&mut self) {
+        self.0.settle(false);
+    }
+}
+
 /// The SHA-256 of a data file's first bytes, kept in the bucket between
 /// requests: the hash's inner state (`sha2` can give it out and take it
 /// back; `ring` cannot), the offset it has hashed up to, and a SHA-256 of
 /// both, so that a file damaged by a crash is never taken for a state.
 ///
-/// It is written only after the status with its offset is durable, and
+/// It is written only after the status with its offset is durable (by
+/// the request, or, where the request was answered before its hash was
+/// through, by its hashing thread once the status is: [`Durable`]), and
 /// taken only for exactly the offset a request resumes at. The bytes below
 /// a durable offset never change (a later writer settles at that offset
 /// or beyond, and cuts off only what it wrote itself), so a state that
@@ -925,8 +1165,13 @@ impl HashState {
         bytes.extend_from_slice(&hash.serialize());
         let check = digest::digest(&digest::SHA256, &bytes);
         bytes.extend_from_slice(check.as_ref());
-        let tmp = dir.join(HASH_STATE_TMP);
-        let _ = std::fs::remove_file(&tmp);
+        // A name of its own: a hashing thread that lagged behind its
+        // request may save beside the next request's writer.
+        let Ok(suffix) = unique_suffix() else {
+            Self::forget(dir);
+            return;
+        };
+        let tmp = dir.join(format!("{HASH_STATE_TMP}.{suffix}"));
         let written = create_new(&tmp)
             .and_then(|mut f| f.write_all(&bytes))
             .and_then(|()| std::fs::rename(&tmp, dir.join(HASH_STATE)));

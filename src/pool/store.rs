@@ -6,8 +6,10 @@
 //! complete. A large one goes through a pipeline of three threads, each
 //! with its own block of at most [`BLOCK`] bytes at a time: the receiving
 //! thread fills blocks, a hashing thread hashes them, and a writing thread
-//! writes them with direct I/O (`O_DIRECT`), then hands them back to be
-//! filled again. The profile of the simple way (hash, then a buffered
+//! writes them with direct I/O (`O_DIRECT`); whichever of the two is done
+//! with a block last hands it back to be filled again, and neither waits
+//! for the other, so that the file can be whole before the hash is through
+//! ([`Store::finish_lagging`]). The profile of the simple way (hash, then a buffered
 //! write, on the receiving thread) showed SHA-256 at about 40% of the time
 //! and the kernel's copy into the page cache and its bookkeeping at about
 //! 30%; hashing beside the receiving thread takes the first off its path,
@@ -32,9 +34,9 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -55,7 +57,7 @@ const ALIGN: usize = 4096;
 /// files, and for a tus upload `sha2`'s, whose state can be carried from
 /// one request to the next (or none, when the state was lost and the file
 /// is read again at completion).
-pub trait Hasher: Clone + Send + 'static {
+pub trait Hasher: Send + 'static {
     /// Hashes `bytes` after those given before.
     fn update(&mut self, bytes: &[u8]);
 }
@@ -73,6 +75,20 @@ impl Hasher for Option<sha2::Sha256> {
         }
     }
 }
+
+/// The hash of a file's bytes as [`Store::finish_lagging`] leaves it:
+/// known, or still being computed by the store's hashing thread, which
+/// gives it back when joined.
+pub enum Finished<H> {
+    /// Every byte given is hashed.
+    Done(H),
+    /// The hashing thread is still at it.
+    Hashing(Hashing<H>),
+}
+
+/// What the hashing thread runs with the hash once it has hashed the last
+/// block (see [`Store::finish_lagging`]).
+pub type Then<H> = Box<dyn FnOnce(&H) + Send>;
 
 /// A block of `len` bytes starting at an [`ALIGN`]ed address, without
 /// `unsafe`: the aligned window of a slightly larger vector.
@@ -125,9 +141,15 @@ struct Pipeline<H> {
     free: Receiver<Block>,
     /// Blocks made so far; no more than the store's `blocks`.
     made: usize,
-    hasher: Option<JoinHandle<H>>,
+    hasher: Option<Hashing<H>>,
     writer: Option<JoinHandle<io::Result<()>>>,
+    /// Run by the hashing thread with the hash when it is through.
+    then: Arc<Mutex<Option<Then<H>>>>,
 }
+
+/// What the hashing thread gives back: the hash, or `None` if it never
+/// had it.
+pub type Hashing<H> = JoinHandle<Option<H>>;
 
 /// One file being stored; see the module documentation.
 pub struct Store<H: Hasher = digest::Context> {
@@ -148,9 +170,9 @@ pub struct Store<H: Hasher = digest::Context> {
     pipeline: Option<Pipeline<H>>,
     /// No thread could be started: blocks are hashed and written here.
     alone: bool,
-    /// The hash of every byte given; while the pipeline runs, of those
-    /// before it started (the pipeline's thread has the rest).
-    context: H,
+    /// The hash of every byte given; `None` while the pipeline runs (its
+    /// hashing thread has it).
+    context: Option<H>,
     length: u64,
     /// Bytes that have reached the file.
     written: Arc<AtomicU64>,
@@ -204,7 +226,7 @@ impl<H: Hasher> Store<H> {
             since: Instant::now(),
             pipeline: None,
             alone: false,
-            context: hash,
+            context: Some(hash),
             length: 0,
             written: Arc::new(AtomicU64::new(0)),
             on_written: None,
@@ -286,7 +308,44 @@ impl<H: Hasher> Store<H> {
     /// hash; the file is not flushed.
     pub fn finish_hash(mut self) -> Result<(File, u64, H)> {
         self.write_through()?;
-        Ok((self.file, self.length, self.context))
+        let context = self.context.take().ok_or_else(hash_lost)?;
+        Ok((self.file, self.length, context))
+    }
+
+    /// Writes what is left and returns the file and the bytes given once
+    /// every byte has reached the file, without waiting for the hash: the
+    /// hashing thread may still be at the last blocks, and runs `then`
+    /// with the hash when it is through. A request whose answer needs only
+    /// its bytes on disk (a tus PATCH) is answered meanwhile. `then` is not
+    /// run when no thread was hashing (the hash is `Done` then).
+    pub fn finish_lagging(mut self, then: Then<H>) -> Result<(File, u64, Finished<H>)> {
+        if self.pipeline.is_none() {
+            let (file, length, context) = self.finish_hash()?;
+            return Ok((file, length, Finished::Done(context)));
+        }
+        // The block being filled goes through the threads as well: the
+        // hash takes it after the blocks before it.
+        if self.fill > 0 {
+            self.send_block()?;
+        }
+        let Some(mut pipeline) = self.pipeline.take() else {
+            return Err(self.stopped());
+        };
+        if let Ok(mut slot) = pipeline.then.lock() {
+            *slot = Some(then);
+        }
+        // Closing the queues ends both threads once they are through. The
+        // hashing thread is not waited for, even when the writing failed:
+        // `then` may wait on the caller.
+        pipeline.to_hash = None;
+        pipeline.to_write = None;
+        let hashing = pipeline.hasher.take().ok_or_else(hash_lost)?;
+        match pipeline.writer.take().map(JoinHandle::join) {
+            Some(Ok(Ok(()))) => {}
+            Some(Ok(Err(e))) => return Err(write_error(&e)),
+            _ => return Err(Error::internal("the file writing thread failed")),
+        }
+        Ok((self.file, self.length, Finished::Hashing(hashing)))
     }
 
     /// Waits for the threads to be through, then writes and hashes the
@@ -294,14 +353,14 @@ impl<H: Hasher> Store<H> {
     /// the hash in `context`.
     fn write_through(&mut self) -> Result<()> {
         if let Some(mut pipeline) = self.pipeline.take() {
-            self.context = pipeline.finish()?;
+            self.context = Some(pipeline.finish()?);
         }
         // What is left is not a whole aligned block: it goes through the
         // page cache.
         set_direct(&self.file, false).map_err(|e| write_error(&e))?;
         if let Some(block) = self.block.as_ref() {
             let tail = &block.bytes()[..self.fill];
-            self.context.update(tail);
+            self.context.as_mut().ok_or_else(hash_lost)?.update(tail);
             self.file.write_all(tail).map_err(|e| write_error(&e))?;
             self.written.fetch_add(tail.len() as u64, Ordering::Release);
             self.at += self.fill as u64;
@@ -344,9 +403,10 @@ impl<H: Hasher> Store<H> {
         self.at += self.fill as u64;
         self.fill = 0;
         if self.pipeline.is_none() && !self.alone {
+            let context = self.context.take().ok_or_else(hash_lost)?;
             let started = Pipeline::start(
                 &self.file,
-                self.context.clone(),
+                context,
                 Arc::clone(&self.written),
                 self.blocks,
                 self.on_written.clone(),
@@ -354,11 +414,18 @@ impl<H: Hasher> Store<H> {
             match started {
                 Ok(pipeline) => self.pipeline = Some(pipeline),
                 // Out of threads: slower, but the upload goes on.
-                Err(_) => self.alone = true,
+                Err(Some(context)) => {
+                    self.context = Some(context);
+                    self.alone = true;
+                }
+                Err(None) => return Err(hash_lost()),
             }
         }
         if self.alone {
-            self.context.update(piece.bytes());
+            self.context
+                .as_mut()
+                .ok_or_else(hash_lost)?
+                .update(piece.bytes());
             set_direct(&self.file, false).map_err(|e| write_error(&e))?;
             self.file
                 .write_all(piece.bytes())
@@ -392,55 +459,75 @@ impl<H: Hasher> Store<H> {
 }
 
 impl<H: Hasher> Pipeline<H> {
-    /// The threads, the hash going on from `context`.
+    /// The threads, the hash going on from `context`; the context back
+    /// when they cannot be started.
     fn start(
         file: &File,
-        mut context: H,
+        context: H,
         written: Arc<AtomicU64>,
         blocks: usize,
         on_written: Option<OnWritten>,
-    ) -> io::Result<Pipeline<H>> {
-        let out = file.try_clone()?;
+    ) -> std::result::Result<Pipeline<H>, Option<H>> {
+        let Ok(out) = file.try_clone() else {
+            return Err(Some(context));
+        };
         let (to_hash, hash_queue) = sync_channel::<Arc<Piece>>(1);
         let (to_write, write_queue) = sync_channel::<Arc<Piece>>(1);
-        let (hashed, hashed_queue) = sync_channel::<()>(blocks);
         let (give_back, free) = sync_channel::<Block>(blocks);
-        let hasher = thread::Builder::new()
-            .name("sha256".into())
-            .spawn(move || {
-                crate::pool::priority::lower();
-                for piece in hash_queue {
-                    context.update(piece.bytes());
-                    // Let go of the block before saying so: the writing
-                    // thread then holds it alone.
-                    drop(piece);
-                    if hashed.send(()).is_err() {
-                        break;
-                    }
-                }
-                context
-            })?;
+        // A block is filled again once both threads are done with it:
+        // whichever lets go of it last gives it back. Neither waits for
+        // the other, so the file may be whole before the hash is through
+        // (`Store::finish_lagging`).
+        let writer_gives_back = give_back.clone();
         let writer = thread::Builder::new().name("store".into()).spawn(move || {
             let mut mode = Mode::default();
             for piece in write_queue {
                 mode.write(&out, &piece)?;
                 let total =
                     written.fetch_add(piece.len as u64, Ordering::AcqRel) + piece.len as u64;
-                // Hashed too: the block can be filled again, before the
-                // telling (a status written to disk) holds it back.
-                if hashed_queue.recv().is_err() {
-                    break;
-                }
-                if let Ok(piece) = Arc::try_unwrap(piece) {
+                if let Some(piece) = Arc::into_inner(piece) {
                     // The receiving thread may have stopped taking blocks.
-                    let _ = give_back.send(piece.block);
+                    let _ = writer_gives_back.send(piece.block);
                 }
                 if let Some(tell) = &on_written {
                     tell(total);
                 }
             }
             Ok(())
-        })?;
+        });
+        let Ok(writer) = writer else {
+            return Err(Some(context));
+        };
+        // The context waits in a slot the thread takes it from, so that it
+        // comes back if the thread cannot be started.
+        let slot = Arc::new(Mutex::new(Some(context)));
+        let then: Arc<Mutex<Option<Then<H>>>> = Arc::new(Mutex::new(None));
+        let (taken, then_for_thread) = (Arc::clone(&slot), Arc::clone(&then));
+        let hasher = thread::Builder::new().name("sha256".into()).spawn(move || {
+            crate::pool::priority::lower();
+            // Always there: the slot is filled before the thread starts.
+            let mut context = taken.lock().ok().and_then(|mut c| c.take())?;
+            for piece in hash_queue {
+                context.update(piece.bytes());
+                if let Some(piece) = Arc::into_inner(piece) {
+                    let _ = give_back.send(piece.block);
+                }
+            }
+            if let Some(then) = then_for_thread.lock().ok().and_then(|mut t| t.take()) {
+                then(&context);
+            }
+            Some(context)
+        });
+        let hasher = match hasher {
+            Ok(hasher) => hasher,
+            Err(_) => {
+                // The writer ends with its queue closed.
+                drop(to_write);
+                let _ = writer.join();
+                // The thread never ran: the context is still in the slot.
+                return Err(slot.lock().ok().and_then(|mut c| c.take()));
+            }
+        };
         Ok(Pipeline {
             to_hash: Some(to_hash),
             to_write: Some(to_write),
@@ -448,6 +535,7 @@ impl<H: Hasher> Pipeline<H> {
             made: 1,
             hasher: Some(hasher),
             writer: Some(writer),
+            then,
         })
     }
 
@@ -463,10 +551,14 @@ impl<H: Hasher> Pipeline<H> {
             _ => return Err(Error::internal("the file writing thread failed")),
         }
         match context {
-            Some(Ok(context)) => Ok(context),
-            _ => Err(Error::internal("the hashing thread failed")),
+            Some(Ok(Some(context))) => Ok(context),
+            _ => Err(hash_lost()),
         }
     }
+}
+
+fn hash_lost() -> Error {
+    Error::internal("the hashing thread failed")
 }
 
 impl<H> Drop for Pipeline<H> {

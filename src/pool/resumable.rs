@@ -885,8 +885,11 @@ impl Resumable {
         } else {
             self.stamp();
             write_status(&self.dir, &self.status, true)?;
-            // After the status is durable (see HashState).
-            durable.0.settle(true);
+            // After the status is durable (see HashState), and only when it
+            // records the offset the hashing thread hashed up to: after a
+            // failed write it records less, and a state for bytes that may
+            // not be in the file must never be saved.
+            durable.0.settle(drained.is_ok());
             match std::mem::replace(&mut self.hash, Carry::Ready(None)) {
                 Carry::Ready(Some(hash)) => HashState::save(&self.dir, self.offset(), &hash),
                 Carry::Ready(None) => HashState::forget(&self.dir),

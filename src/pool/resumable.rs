@@ -47,7 +47,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ring::digest;
@@ -97,9 +98,9 @@ const HASH_STATE_TMP: &str = "sha256.state.tmp";
 /// Bytes hashed at a time when an upload completes.
 const HASH_BLOCK: usize = 1 << 20;
 /// How long a hashing thread that lags behind its request's answer waits
-/// for the status with the request's offset to be durable before it
-/// saves the hash's state (see [`Durable`]); past it, the state is not
-/// saved.
+/// to hear that the status with the request's offset is durable before it
+/// saves the hash's state (see [`Resumable::drain_lagging`]); past it, the
+/// state is not saved.
 const DURABLE_WAIT: Duration = Duration::from_secs(10);
 /// Hashes lagging behind their answers that a process keeps for the next
 /// request of their uploads at most (see [`LaggedHashes`]).
@@ -162,14 +163,11 @@ impl Pool {
             upload_concat: concat,
             expires: None,
         });
-        let file_id = file_id(&file);
-        let mut upload = Resumable::new(dir, lock, Some(file), status, self.expire_after);
+        let mut upload = Resumable::new(dir, lock, Some(file), status, self);
         upload.stamp();
         write_status(&upload.dir, &upload.status, true)?;
         sync_dir(&upload.dir)?;
         upload.begin_hash(Carry::Ready(Some(Sha256::new())));
-        upload.lagged = self.lagged.clone();
-        upload.file_id = file_id;
         Ok(upload)
     }
 
@@ -223,9 +221,8 @@ impl Pool {
             remove_bucket(&dir, lock)?;
             return Err(expired());
         }
-        let after = self.expire_after;
         match status.state {
-            State::Done => Ok(Resumable::new(dir, lock, None, status, after)),
+            State::Done => Ok(Resumable::new(dir, lock, None, status, self)),
             State::Uploading => {
                 let file = OpenOptions::new()
                     .read(true)
@@ -233,13 +230,12 @@ impl Pool {
                     .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                     .open(dir.join(DATA_PART))
                     .map_err(|e| Error::disk("open the uploaded file", &e))?;
-                let file_id = file_id(&file);
-                let mut upload = Resumable::new(dir, lock, Some(file), status, after);
+                let mut upload = Resumable::new(dir, lock, Some(file), status, self);
                 upload.settle()?;
                 let offset = upload.offset();
                 // The hash of the request before in this process, perhaps
                 // still being computed; the state in the bucket wins.
-                let lagged = match (&self.lagged, file_id) {
+                let lagged = match (&self.lagged, upload.file_id) {
                     (Some(lagged), Some(file)) => lagged.take(&upload.dir, offset, file),
                     _ => None,
                 };
@@ -249,8 +245,6 @@ impl Pool {
                     (None, None) => Carry::Ready(None),
                 };
                 upload.begin_hash(hash);
-                upload.lagged = self.lagged.clone();
-                upload.file_id = file_id;
                 Ok(upload)
             }
             State::Starting | State::Error => Err(no_upload()),
@@ -568,13 +562,9 @@ pub(crate) struct Resumable {
 }
 
 impl Resumable {
-    fn new(
-        dir: PathBuf,
-        lock: File,
-        file: Option<File>,
-        status: Status,
-        expire_after: Duration,
-    ) -> Resumable {
+    fn new(dir: PathBuf, lock: File, file: Option<File>, status: Status, pool: &Pool) -> Resumable {
+        let expire_after = pool.expire_after;
+        let file_id = file.as_ref().and_then(file_id);
         let received = status.received.unwrap_or(0);
         let publisher = Arc::new(Publisher::new(dir.clone(), expire_after, &status));
         Resumable {
@@ -590,8 +580,8 @@ impl Resumable {
             hash_mark: None,
             expire_after,
             body_length: None,
-            lagged: None,
-            file_id: None,
+            lagged: pool.lagged.clone(),
+            file_id,
         }
     }
 
@@ -788,44 +778,47 @@ impl Resumable {
     /// `received` is then every byte given. On a failure, `received` stays
     /// at what had reached the file, and the hash is lost.
     fn drain(&mut self) -> Result<()> {
-        let Some(store) = self.store.take() else {
-            return Ok(());
-        };
-        let written = self.base + store.written();
-        self.status.received = Some(written);
-        let (_, length, hash) = store.finish_hash()?;
-        self.status.received = Some(self.base + length);
-        self.hash = hash;
-        Ok(())
+        self.drain_lagging(None)
     }
 
-    /// [`Resumable::drain`], without waiting for the hash: once the bytes
-    /// are in the file, the request may be answered while the hashing
-    /// thread goes through the last blocks (the answer promises the bytes
-    /// on disk, not their hash). The thread saves the hash's state itself
-    /// once `durable` says the status with the new offset is durable, and
-    /// the next request of the upload in this process goes on from it.
-    fn drain_lagging(&mut self, durable: &Arc<Durable>) -> Result<()> {
+    /// [`Resumable::drain`]; with `durable`, without waiting for the hash:
+    /// once the bytes are in the file, the request may be answered while
+    /// the hashing thread goes through the last blocks (the answer promises
+    /// the bytes on disk, not their hash). The thread then saves the hash's
+    /// state itself once `durable` says `true`: the status with the new
+    /// offset is durable. Nothing said within [`DURABLE_WAIT`], or the
+    /// sender dropped, is `false`. The next request of the upload in this
+    /// process goes on from the thread.
+    fn drain_lagging(&mut self, durable: Option<Receiver<bool>>) -> Result<()> {
         let Some(store) = self.store.take() else {
             return Ok(());
         };
         let written = self.base + store.written();
         self.status.received = Some(written);
-        let offset = self.base + store.length();
-        let (dir, durable) = (self.dir.clone(), Arc::clone(durable));
-        let then: Then<Carry> = Box::new(move |hash: &Carry| {
-            if let Carry::Ready(Some(hash)) = hash
-                && durable.wait()
-            {
-                HashState::save(&dir, offset, hash);
+        let (length, hash) = match durable {
+            None => {
+                let (_, length, hash) = store.finish_hash()?;
+                (length, hash)
             }
-        });
-        let (_, length, hash) = store.finish_lagging(then)?;
-        self.status.received = Some(self.base + length);
-        self.hash = match hash {
-            Finished::Done(hash) => hash,
-            Finished::Hashing(hashing) => Carry::Pending(hashing),
+            Some(durable) => {
+                let (dir, offset) = (self.dir.clone(), self.base + store.length());
+                let then: Then<Carry> = Box::new(move |hash: &Carry| {
+                    if let Carry::Ready(Some(hash)) = hash
+                        && durable.recv_timeout(DURABLE_WAIT) == Ok(true)
+                    {
+                        HashState::save(&dir, offset, hash);
+                    }
+                });
+                let (_, length, hash) = store.finish_lagging(then)?;
+                let hash = match hash {
+                    Finished::Done(hash) => hash,
+                    Finished::Hashing(hashing) => Carry::Pending(hashing),
+                };
+                (length, hash)
+            }
         };
+        self.status.received = Some(self.base + length);
+        self.hash = hash;
         Ok(())
     }
 
@@ -860,14 +853,12 @@ impl Resumable {
     }
 
     fn save_inner(&mut self) -> Result<Status> {
-        // Settled `false` on every way out but the status written durably.
-        let durable = DurableGuard(Arc::default());
+        // Told once the status is durable; dropped unsent on every other
+        // way out, which the hashing thread takes as `false`.
+        let (durable, durable_rx) = sync_channel::<bool>(1);
         // The hash is needed at once when the upload completes.
-        let drained = if self.lagged.is_some() && self.length() != Some(self.offset()) {
-            self.drain_lagging(&durable.0)
-        } else {
-            self.drain()
-        };
+        let lag = self.lagged.is_some() && self.length() != Some(self.offset());
+        let drained = self.drain_lagging(lag.then_some(durable_rx));
         let Some(lock) = self.lock.take() else {
             return Err(Error::internal("the upload was saved already"));
         };
@@ -889,7 +880,7 @@ impl Resumable {
             // records the offset the hashing thread hashed up to: after a
             // failed write it records less, and a state for bytes that may
             // not be in the file must never be saved.
-            durable.0.settle(drained.is_ok());
+            let _ = durable.send(drained.is_ok());
             match std::mem::replace(&mut self.hash, Carry::Ready(None)) {
                 Carry::Ready(Some(hash)) => HashState::save(&self.dir, self.offset(), &hash),
                 Carry::Ready(None) => HashState::forget(&self.dir),
@@ -1076,57 +1067,6 @@ impl LaggedHashes {
     }
 }
 
-/// Whether the status that records a request's new offset was written
-/// durably: a hashing thread that lags behind the answer saves the hash's
-/// state for that offset only after it (see [`HashState`]).
-#[derive(Debug, Default)]
-struct Durable {
-    settled: Mutex<Option<bool>>,
-    changed: Condvar,
-}
-
-impl Durable {
-    /// Says it once; later calls change nothing.
-    fn settle(&self, durable: bool) {
-        if let Ok(mut settled) = self.settled.lock() {
-            settled.get_or_insert(durable);
-            self.changed.notify_all();
-        }
-    }
-
-    /// Whether the status was written durably; `false` when it was not,
-    /// or when nothing was said within [`DURABLE_WAIT`].
-    fn wait(&self) -> bool {
-        let deadline = Instant::now() + DURABLE_WAIT;
-        let Ok(mut settled) = self.settled.lock() else {
-            return false;
-        };
-        loop {
-            if let Some(durable) = *settled {
-                return durable;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            settled = match self.changed.wait_timeout(settled, left) {
-                Ok((settled, _)) => settled,
-                Err(_) => return false,
-            };
-        }
-    }
-}
-
-/// Settles its [`Durable`] `false` when dropped unsettled: every way out
-/// of a save but the status written.
-struct DurableGuard(Arc<Durable>);
-
-impl Drop for DurableGuard {
-    fn drop(&mut self) {
-        self.0.settle(false);
-    }
-}
-
 /// The SHA-256 of a data file's first bytes, kept in the bucket between
 /// requests: the hash's inner state (`sha2` can give it out and take it
 /// back; `ring` cannot), the offset it has hashed up to, and a SHA-256 of
@@ -1134,7 +1074,8 @@ impl Drop for DurableGuard {
 ///
 /// It is written only after the status with its offset is durable (by
 /// the request, or, where the request was answered before its hash was
-/// through, by its hashing thread once the status is: [`Durable`]), and
+/// through, by its hashing thread once told the status is:
+/// [`Resumable::drain_lagging`]), and
 /// taken only for exactly the offset a request resumes at. The bytes below
 /// a durable offset never change (a later writer settles at that offset
 /// or beyond, and cuts off only what it wrote itself), so a state that

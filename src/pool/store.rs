@@ -35,7 +35,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SendError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -147,8 +147,8 @@ struct Pipeline<H> {
     then: Arc<Mutex<Option<Then<H>>>>,
 }
 
-/// What the hashing thread gives back: the hash, or `None` if it never
-/// had it.
+/// What the hashing thread gives back: the hash, or `None` if it was
+/// never sent it.
 pub type Hashing<H> = JoinHandle<Option<H>>;
 
 /// One file being stored; see the module documentation.
@@ -334,17 +334,7 @@ impl<H: Hasher> Store<H> {
         if let Ok(mut slot) = pipeline.then.lock() {
             *slot = Some(then);
         }
-        // Closing the queues ends both threads once they are through. The
-        // hashing thread is not waited for, even when the writing failed:
-        // `then` may wait on the caller.
-        pipeline.to_hash = None;
-        pipeline.to_write = None;
-        let hashing = pipeline.hasher.take().ok_or_else(hash_lost)?;
-        match pipeline.writer.take().map(JoinHandle::join) {
-            Some(Ok(Ok(()))) => {}
-            Some(Ok(Err(e))) => return Err(write_error(&e)),
-            _ => return Err(Error::internal("the file writing thread failed")),
-        }
+        let hashing = pipeline.close()?.ok_or_else(hash_lost)?;
         Ok((self.file, self.length, Finished::Hashing(hashing)))
     }
 
@@ -498,15 +488,14 @@ impl<H: Hasher> Pipeline<H> {
         let Ok(writer) = writer else {
             return Err(Some(context));
         };
-        // The context waits in a slot the thread takes it from, so that it
-        // comes back if the thread cannot be started.
-        let slot = Arc::new(Mutex::new(Some(context)));
+        // The context is sent once the thread runs, so that it is still
+        // here if the thread cannot be started.
+        let (start, started) = sync_channel::<H>(1);
         let then: Arc<Mutex<Option<Then<H>>>> = Arc::new(Mutex::new(None));
-        let (taken, then_for_thread) = (Arc::clone(&slot), Arc::clone(&then));
+        let then_for_thread = Arc::clone(&then);
         let hasher = thread::Builder::new().name("sha256".into()).spawn(move || {
             crate::pool::priority::lower();
-            // Always there: the slot is filled before the thread starts.
-            let mut context = taken.lock().ok().and_then(|mut c| c.take())?;
+            let mut context = started.recv().ok()?;
             for piece in hash_queue {
                 context.update(piece.bytes());
                 if let Some(piece) = Arc::into_inner(piece) {
@@ -519,13 +508,15 @@ impl<H: Hasher> Pipeline<H> {
             Some(context)
         });
         let hasher = match hasher {
-            Ok(hasher) => hasher,
+            Ok(hasher) => match start.send(context) {
+                Ok(()) => hasher,
+                Err(SendError(context)) => return Err(Some(context)),
+            },
             Err(_) => {
                 // The writer ends with its queue closed.
                 drop(to_write);
                 let _ = writer.join();
-                // The thread never ran: the context is still in the slot.
-                return Err(slot.lock().ok().and_then(|mut c| c.take()));
+                return Err(Some(context));
             }
         };
         Ok(Pipeline {
@@ -539,18 +530,25 @@ impl<H: Hasher> Pipeline<H> {
         })
     }
 
-    /// Waits for every block sent to be hashed and written.
-    fn finish(&mut self) -> Result<H> {
-        // Closing the queues ends both threads once they are through.
+    /// Closes the queues, which ends both threads once they are through,
+    /// and waits for the writing one: every block sent is then in the
+    /// file. Gives back the hashing thread, which may still be at it; it is
+    /// not waited for even when the writing failed (its `then` may wait on
+    /// the caller).
+    fn close(&mut self) -> Result<Option<Hashing<H>>> {
         self.to_hash = None;
         self.to_write = None;
-        let context = self.hasher.take().map(JoinHandle::join);
+        let hashing = self.hasher.take();
         match self.writer.take().map(JoinHandle::join) {
-            Some(Ok(Ok(()))) => {}
-            Some(Ok(Err(e))) => return Err(write_error(&e)),
-            _ => return Err(Error::internal("the file writing thread failed")),
+            Some(Ok(Ok(()))) => Ok(hashing),
+            Some(Ok(Err(e))) => Err(write_error(&e)),
+            _ => Err(Error::internal("the file writing thread failed")),
         }
-        match context {
+    }
+
+    /// Waits for every block sent to be hashed and written.
+    fn finish(&mut self) -> Result<H> {
+        match self.close()?.map(JoinHandle::join) {
             Some(Ok(Some(context))) => Ok(context),
             _ => Err(hash_lost()),
         }

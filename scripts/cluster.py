@@ -18,8 +18,9 @@ each writing its PID to WORK/pids, and runs the named checks:
            every 201'd upload reads `done` with the right sha256 on every host
            (HTTP and the CLI), `received` never decreases for one poller
            asking one host
-  fleet    three hosts as a fleet is deployed, each on its own loopback
-           address and mount, all running as the web user: A the daemon, B
+  fleet    three hosts as a fleet is deployed, each at its own address
+           (HOSTS_ADDRS, in its network namespace when HOSTS_NETNS names
+           them) and on its own mount, all running as the web user: A the daemon, B
            the FastCGI responder behind its nginx, C the CGI program under
            Apache; an nginx balancer in front of them, round-robin.
            FLEET_UPLOADS uploads through the balancer, FLEET_PARALLEL at a
@@ -41,6 +42,12 @@ each writing its PID to WORK/pids, and runs the named checks:
            arrived is kept), a PATCH on B with a stale offset answered 409,
            the rest sent to A; then `done` with the right sha256 on every
            host and through the balancer, the stored file right
+  cut      (network namespaces only) the last host's port taken off the
+           bridge mid-upload, without closing a connection: the first host
+           reads `upload interrupted` once the bricks give up on it (the
+           time it took is printed), no partial file is left, and once the
+           network is back every host reads the upload as failed, and
+           its client is not told 201
   healthz  /healthz answers 200 on every host; then, with an upload running
            on the last host, that host's Gluster client (its FUSE process,
            PIDs in CLUSTER_FUSE_PIDS, one per MOUNT) is killed: 503 there,
@@ -72,6 +79,29 @@ MOUNTS, CHECKS = sys.argv[3:sep], sys.argv[sep + 1:]
 failures = []
 daemons = []  # (Popen, address, mount)
 lock = threading.Lock()
+# Where the hosts are (scripts/test-cluster.sh): host I (of MOUNTS[I]) in
+# network namespace HOST_NETNS[I] at HOST_ADDRS[I], this script and the
+# balancer at FRONT_ADDR; without namespaces, loopback addresses.
+HOST_NETNS = os.environ.get("HOSTS_NETNS", "").split()
+HOST_ADDRS = (os.environ.get("HOSTS_ADDRS", "").split()
+              or [f"127.0.0.{11 + i}" for i in range(len(MOUNTS))])
+FRONT_ADDR = os.environ.get("CLUSTER_FRONT_ADDR") or "127.0.0.10"
+STORAGE_NETNS = os.environ.get("CLUSTER_STORAGE_NETNS", "")
+WEB_USER = "www-data"
+
+
+def in_netns(netns, argv):
+    """argv run in network namespace NETNS (none: here). `nsenter` execs
+    argv in its own process, so a Popen's PID is the program's."""
+    return ["nsenter", f"--net=/run/netns/{netns}", "--", *argv] if netns else argv
+
+
+def on_host(i, argv, web=False):
+    """argv run on host I, as the web user when `web` (switched after
+    entering the namespace, which the web user may not do)."""
+    if web:
+        argv = ["setpriv", f"--reuid={WEB_USER}", f"--regid={WEB_USER}", "--clear-groups", *argv]
+    return in_netns(HOST_NETNS[i] if HOST_NETNS else "", argv)
 
 
 def fail(what):
@@ -83,10 +113,13 @@ def fail(what):
 spawned = [0]
 
 
-def start_daemon(mount):
+def start_daemon(i):
+    """The daemon of host I on its mount."""
     spawned[0] += 1
     log = os.path.join(WORK, f"daemon-{spawned[0]}.log")
-    p = subprocess.Popen([BIN, "serve", "--directory", mount, "--listen", "127.0.0.1:0", "--metrics"],
+    mount = MOUNTS[i]
+    p = subprocess.Popen(on_host(i, [BIN, "serve", "--directory", mount, "--listen",
+                                     f"{HOST_ADDRS[i]}:0", "--metrics"]),
                          stderr=open(log, "a"), stdout=subprocess.DEVNULL)
     with open(os.path.join(WORK, "pids"), "a") as f:
         f.write(f"{p.pid}\n")
@@ -316,7 +349,7 @@ def check_kill():
         fail(f"kill: interrupted seen on B after {took:.2f} s")
     print(f"kill: `upload interrupted` on B {took:.3f} s after kill -9, partial files left: {len(parts)}",
           flush=True)
-    daemons[0] = start_daemon(ma)
+    daemons[0] = start_daemon(0)
 
 
 def check_race(rounds):
@@ -451,7 +484,6 @@ def check_load(uploads, pollers_per_host, rate):
           flush=True)
 
 
-WEB_USER = "www-data"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -469,9 +501,22 @@ def spawn(name, argv, **kw):
 fleet_servers = []
 
 
-def free_port(host):
+def free_port(i):
+    """A port free on host I's address (asked in its namespace)."""
+    if not HOST_NETNS:
+        with socket.socket() as s:
+            s.bind((HOST_ADDRS[i], 0))
+            return s.getsockname()[1]
+    ask = ("import socket; s = socket.socket(); s.bind((%r, 0)); print(s.getsockname()[1])"
+           % HOST_ADDRS[i])
+    return int(subprocess.run(on_host(i, [sys.executable, "-c", ask]), check=True,
+                              capture_output=True, text=True).stdout)
+
+
+def front_port():
+    """A port free on the front's address, where this script runs."""
     with socket.socket() as s:
-        s.bind((host, 0))
+        s.bind((FRONT_ADDR, 0))
         return s.getsockname()[1]
 
 
@@ -511,12 +556,13 @@ def start_fleet():
     os.makedirs(os.path.join(MOUNTS[0], pool), mode=0o700, exist_ok=True)
     shutil.chown(os.path.join(MOUNTS[0], pool), WEB_USER, WEB_USER)
     pools = [os.path.join(m, pool) for m in MOUNTS[:3]]
-    as_web = dict(user=WEB_USER, group=WEB_USER, extra_groups=[])
-    a_addr = f"127.0.0.11:{free_port('127.0.0.11')}"
-    spawn("fleet-a", [BIN, "serve", "--no-demo", "--directory", pools[0], "--listen", a_addr], **as_web)
-    fcgi = f"127.0.0.12:{free_port('127.0.0.12')}"
-    spawn("fleet-b-responder", [BIN, "fastcgi", "--directory", pools[1], "--listen", fcgi], **as_web)
-    b_addr = f"127.0.0.12:{free_port('127.0.0.12')}"
+    a_addr = f"{HOST_ADDRS[0]}:{free_port(0)}"
+    spawn("fleet-a", on_host(0, [BIN, "serve", "--no-demo", "--directory", pools[0],
+                                 "--listen", a_addr], web=True))
+    fcgi = f"{HOST_ADDRS[1]}:{free_port(1)}"
+    spawn("fleet-b-responder", on_host(1, [BIN, "fastcgi", "--directory", pools[1],
+                                           "--listen", fcgi], web=True))
+    b_addr = f"{HOST_ADDRS[1]}:{free_port(1)}"
     params = "".join(f"            fastcgi_param {k} {v};\n" for k, v in (
         ("SCRIPT_NAME", "$fastcgi_script_name"), ("PATH_INFO", "$fastcgi_path_info"),
         ("REQUEST_METHOD", "$request_method"), ("QUERY_STRING", "$query_string"),
@@ -534,23 +580,24 @@ def start_fleet():
         }}
     }}
 """)
-    spawn("fleet-b-nginx", ["nginx", "-c", b_conf])
-    c_addr = f"127.0.0.13:{free_port('127.0.0.13')}"
+    spawn("fleet-b-nginx", on_host(1, ["nginx", "-c", b_conf]))
+    c_addr = f"{HOST_ADDRS[2]}:{free_port(2)}"
     apache = os.path.join(WORK, "apache")
     os.makedirs(apache, exist_ok=True)
     head = subprocess.run(
         ["bash", "-c", 'source "$0"; apache_conf_head "$1" prefork alias env cgi',
          os.path.join(HERE, "lib-apache.sh"), c_addr.split(":")[1]],
         env={**os.environ, "WORK": WORK}, check=True, capture_output=True, text=True).stdout
-    head = head.replace("Listen 127.0.0.1:", "Listen 127.0.0.13:")
+    head = head.replace("Listen 127.0.0.1:", f"Listen {HOST_ADDRS[2]}:")
     with open(os.path.join(apache, "httpd.conf"), "w") as f:
         f.write(head + f"""ScriptAlias /fleet "{BIN}"
 <Location /fleet>
     SetEnv FILEUPLOAD_DIRECTORY "{pools[2]}"
 </Location>
 """)
-    spawn("fleet-c-apache", ["apache2", "-f", os.path.join(apache, "httpd.conf"), "-DFOREGROUND"])
-    lb_addr = f"127.0.0.10:{free_port('127.0.0.10')}"
+    spawn("fleet-c-apache", on_host(2, ["apache2", "-f", os.path.join(apache, "httpd.conf"),
+                                        "-DFOREGROUND"]))
+    lb_addr = f"{FRONT_ADDR}:{front_port()}"
     lb_log = os.path.join(WORK, "fleet-lb", "upstream.log")
     lb_conf = nginx_conf(os.path.join(WORK, "fleet-lb"), f"""    log_format upstream '$request_method $uri $status $upstream_addr';
     access_log {lb_log} upstream;
@@ -913,8 +960,78 @@ def check_healthz():
           f"killed {took:.3f} s after ({reason!r}), 200 on the first", flush=True)
 
 
+def error_of(body):
+    """The `error` of a JSON answer's body, or its first bytes."""
+    try:
+        return json.loads(body)["error"]
+    except (ValueError, KeyError, TypeError):
+        return body[:100]
+
+
+def check_cut():
+    """The last host's network taken away mid-upload: its port leaves the
+    bridge, so that its packets go nowhere and nothing tells anyone, as
+    when a host loses power or its switch. The bricks drop its locks once
+    they judge it gone; the first host must then read `upload interrupted`
+    (the time it took is printed), and the partial file is removed. The
+    network given back, every host must read the upload as failed, and the
+    cut host's client must not be told 201."""
+    if not HOST_NETNS:
+        print("cut: skipped (needs network namespaces)", flush=True)
+        return
+    (_, a, a_mount), (_, lost, _) = daemons[0], daemons[-1]
+    port = f"bh{len(HOST_NETNS)}"  # the bridge's end of its pair (lib-cluster.sh)
+
+    def link(*how):
+        subprocess.run(in_netns(STORAGE_NETNS, ["ip", "link", "set", "dev", port, *how]), check=True)
+    i = ident("cut")
+    data = os.urandom(32 << 20)
+    up = Upload(lost, i, data, step=65536, pause=0.01)
+    up.start()
+    if not wait_for(lambda: (status(a, i)[1].get("received") or 0) >= 1 << 20, 20):
+        fail("cut: the first host never saw 1 MiB of the last host's upload")
+    link("nomaster")
+    t = time.monotonic()
+    trace = []
+    try:
+        seen, after, parts = judged_interrupted(a, a_mount, i, t, 180, 0.2, trace)
+    finally:
+        link("master", "br0")
+    back = time.monotonic()
+    up.join(timeout=180)
+    answered = time.monotonic() - back
+    if up.is_alive():
+        fail("cut: the cut host's client had no answer 180 s after the network came back")
+    # The cut host's Gluster client reconnects a few seconds after the
+    # network is back; until then its status requests answer 500 of its
+    # own pool (not of the upload).
+    if not wait_for(lambda: status(lost, i)[0] == 200, 60, 0.5):
+        fail(f"cut: the cut host still cannot read its pool 60 s after: {status(lost, i)}")
+    end = {addr: status(addr, i)[1] for addr in (a, lost)}
+    if not seen:
+        fail(f"cut: the first host never said interrupted: {trace[-3:]}")
+    if parts:
+        fail(f"cut: partial files left: {parts}")
+    if len({json.dumps(st, sort_keys=True) for st in end.values()}) != 1:
+        fail(f"cut: the hosts disagree: {end}")
+    for addr, st in end.items():
+        if st.get("state") != "error":
+            fail(f"cut: {addr} says {st} of an upload the first host said was interrupted")
+        if up.code == 201 and not (st.get("state") == "done" and st["files"][0].get("sha256")
+                                   == hashlib.sha256(data).hexdigest()):
+            fail(f"cut: the client was told 201, {addr} says {st}")
+        if up.code != 201 and st.get("state") == "done":
+            fail(f"cut: the client was told {up.code} {up.reply[:200]!r}, {addr} says done")
+    print(f"cut: the upload on the host whose network was cut reads `upload interrupted` on "
+          f"the first host {after:.1f} s after the cut; the network given back, its client got "
+          f"{up.code} {error_of(up.reply)!r} {answered:.1f} s later; every host "
+          f"then says {sorted({(st.get('state'), st.get('error')) for st in end.values()})}",
+          flush=True)
+
+
 def gluster(*args):
-    return subprocess.run(["gluster", "--mode=script", *args], capture_output=True, text=True)
+    return subprocess.run(in_netns(STORAGE_NETNS, ["gluster", "--mode=script", *args]),
+                          capture_output=True, text=True)
 
 
 def brick_pid(volume, brick):
@@ -1009,8 +1126,8 @@ def check_cli():
 
 
 try:
-    for m in MOUNTS:
-        daemons.append(start_daemon(m))
+    for host in range(len(MOUNTS)):
+        daemons.append(start_daemon(host))
     for c in CHECKS:
         if c == "rising":
             check_rising()
@@ -1034,6 +1151,8 @@ try:
             check_tus()
         elif c == "healthz":
             check_healthz()
+        elif c == "cut":
+            check_cut()
         elif c == "load":
             check_load(int(os.environ.get("LOAD_UPLOADS", "24")),
                        int(os.environ.get("LOAD_POLLERS", "2")),

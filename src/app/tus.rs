@@ -1,6 +1,6 @@
 //! The tus 1.0.0 resumable upload protocol (tus.io): core, creation,
 //! creation-with-upload, creation-defer-length, termination, checksum,
-//! concatenation ([`concat`]) and expiration, over the pool's resumable
+//! concatenation ([`mod@concat`]) and expiration, over the pool's resumable
 //! uploads ([`crate::pool::resumable`]). The answers are typed
 //! ([`TusAnswer`]); `render.rs` writes their headers.
 //!

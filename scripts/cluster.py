@@ -42,8 +42,10 @@ each writing its PID to WORK/pids, and runs the named checks:
            arrived is kept), a PATCH on B with a stale offset answered 409,
            the rest sent to A; then `done` with the right sha256 on every
            host and through the balancer, the stored file right
-  cut      (network namespaces only) the last host's port taken off the
-           bridge mid-upload, without closing a connection: the first host
+  cut      (network namespaces only) a blip first: the last host's port
+           off the bridge for BLIP s (default 5) mid-upload, and the upload
+           completes, `done` with its sha256 everywhere; then the same port
+           taken off mid-upload until the bricks give up: the first host
            reads `upload interrupted` once the bricks give up on it (the
            time it took is printed), no partial file is left, and once the
            network is back every host reads the upload as failed, and
@@ -975,15 +977,52 @@ def check_cut():
     they judge it gone; the first host must then read `upload interrupted`
     (the time it took is printed), and the partial file is removed. The
     network given back, every host must read the upload as failed, and the
-    cut host's client must not be told 201."""
+    cut host's client must not be told 201.
+
+    First, a blip: the same cut for BLIP seconds only, shorter than the
+    bricks' patience. The upload must go on where it was and complete: 201
+    with its sha256, `done` on every host, the stored file right."""
     if not HOST_NETNS:
         print("cut: skipped (needs network namespaces)", flush=True)
         return
-    (_, a, a_mount), (_, lost, _) = daemons[0], daemons[-1]
+    (_, a, a_mount), (_, lost, lost_mount) = daemons[0], daemons[-1]
     port = f"bh{len(HOST_NETNS)}"  # the bridge's end of its pair (lib-cluster.sh)
 
     def link(*how):
         subprocess.run(in_netns(STORAGE_NETNS, ["ip", "link", "set", "dev", port, *how]), check=True)
+    blip = float(os.environ.get("BLIP", "5"))
+    i = ident("blip")
+    data = os.urandom(16 << 20)
+    want = hashlib.sha256(data).hexdigest()
+    up = Upload(lost, i, data, step=65536, pause=0.005)
+    up.start()
+    if not wait_for(lambda: (status(a, i)[1].get("received") or 0) >= 1 << 20, 20):
+        fail("cut: the first host never saw 1 MiB of the blip's upload")
+    link("nomaster")
+    try:
+        time.sleep(blip)
+        during = status(a, i)[1]
+    finally:
+        link("master", "br0")
+    up.join(timeout=120)
+    ends = [status(addr, i)[1] for addr in (a, lost)]
+    try:
+        answer = json.loads(up.reply)
+    except (ValueError, TypeError):
+        answer = {}
+    if up.code != 201 or answer.get("files", [{}])[0].get("sha256") != want:
+        fail(f"cut: after a blip of {blip} s the upload answered {up.code} {up.reply[:200]!r}")
+    for st in ends:
+        if st.get("state") != "done" or st["files"][0].get("sha256") != want:
+            fail(f"cut: after a blip the hosts say {ends}")
+            break
+    else:
+        with open(os.path.join(lost_mount, i, "0"), "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != want:
+                fail("cut: after a blip the stored file differs from the one sent")
+    print(f"cut: a blip of {blip:.0f} s mid-upload: the first host read {during.get('state')!r} "
+          f"meanwhile; the upload answered {up.code}, done with the right sha256 on every host",
+          flush=True)
     i = ident("cut")
     data = os.urandom(32 << 20)
     up = Upload(lost, i, data, step=65536, pause=0.01)

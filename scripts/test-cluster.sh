@@ -33,7 +33,7 @@ if [ ! -x "$BIN" ]; then
 fi
 HOSTS=${HOSTS:-3}
 CHECKS=${CHECKS:-rising clear cli kill race load fleet tus brick gauges cut healthz}
-export RACE_ROUNDS=${RACE_ROUNDS:-50} LOAD_UPLOADS=${LOAD_UPLOADS:-48} LOAD_POLLERS=${LOAD_POLLERS:-3}
+export RACE_ROUNDS=${RACE_ROUNDS:-100} LOAD_UPLOADS=${LOAD_UPLOADS:-48} LOAD_POLLERS=${LOAD_POLLERS:-3}
 # The tested recipe (docs/cluster.md): the FUSE client keeps no names or
 # attributes, and the client translators that answer from a cache or open
 # late are off. Set either to an empty value to see Gluster's defaults.

@@ -40,16 +40,22 @@ CLUSTER_VOLUME_STOPPED=
 # other than 127.0.0.1, which glusterd refuses as a brick host; or, with
 # network namespaces (cluster_net_up), the storage namespace's address.
 CLUSTER_HOST=${CLUSTER_HOST:-127.0.0.2}
+_CLUSTER_LOOPBACK_HOST=$CLUSTER_HOST
 # With network namespaces: their names (made by cluster_net_up, deleted by
 # cluster_teardown), the commands that run a program in the storage
-# namespace and in the front one, and per host its namespace and address.
-CLUSTER_NETNS_MADE=()
-CLUSTER_STORAGE_NETNS=
-CLUSTER_IN_STORAGE=()
-CLUSTER_IN_FRONT=()
-CLUSTER_HOST_NETNS=()
-CLUSTER_HOST_ADDRS=()
-CLUSTER_FRONT_ADDR=
+# namespace and in the front one, and per host its namespace and address;
+# without, all empty and glusterd on the loopback address.
+_cluster_net_reset() {
+    CLUSTER_NETNS_MADE=()
+    CLUSTER_HOST=$_CLUSTER_LOOPBACK_HOST
+    CLUSTER_STORAGE_NETNS=
+    CLUSTER_IN_STORAGE=()
+    CLUSTER_IN_FRONT=()
+    CLUSTER_HOST_NETNS=()
+    CLUSTER_HOST_ADDRS=()
+    CLUSTER_FRONT_ADDR=
+}
+_cluster_net_reset
 # Extra glusterfs client options for every mount (see docs/cluster.md).
 CLUSTER_MOUNT_OPTIONS=${CLUSTER_MOUNT_OPTIONS:-}
 
@@ -108,14 +114,7 @@ _cluster_net_down() {
     for ns in "${CLUSTER_NETNS_MADE[@]}"; do
         ip netns del "$ns" 2>/dev/null || true
     done
-    CLUSTER_NETNS_MADE=()
-    CLUSTER_HOST=127.0.0.2
-    CLUSTER_STORAGE_NETNS=
-    CLUSTER_IN_STORAGE=()
-    CLUSTER_IN_FRONT=()
-    CLUSTER_HOST_NETNS=()
-    CLUSTER_HOST_ADDRS=()
-    CLUSTER_FRONT_ADDR=
+    _cluster_net_reset
 }
 
 # Starts glusterd, by PID, with its state in $CLUSTER_WORK/glusterd and its

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The tus server proven with clients nobody here wrote (tests/tus-clients/):
 # tus-js-client under Node (an upload interrupted mid-PATCH and resumed by
-# findPreviousUploads; uploadDataDuringCreation; uploadLengthDeferred),
+# findPreviousUploads, alone and as four parallel partial uploads;
+# uploadDataDuringCreation; uploadLengthDeferred),
 # tuspy (checksums, stop_at and a resume, a wrong checksum refused with
 # 460), and tus-js-client's browser build in Chromium (throttled, offline
 # mid-upload, resumed) on the demo's resumable page. Each on three front ends: the daemon; the FastCGI

@@ -1,11 +1,16 @@
 // tus-js-client (Node) with parallelUploads: 4: four partial uploads
 // (Upload-Concat: partial) sent at once, then the final upload made of
-// them (Upload-Concat: final;…): the concatenation extension.
+// them (Upload-Concat: final;…): the concatenation extension. Then the
+// same interrupted mid-PATCH (the server killed and restarted, or under
+// CGI the client's PATCHes aborted) and resumed by findPreviousUploads:
+// the partial uploads go on from the server's offsets, and only the final
+// upload is created again.
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { MiB, Server, front, idOf, makeFile, recorded, run, scratch, status, storedSha256, tus } from './lib.mjs';
+import { MiB, Server, front, idOf, makeFile, recorded, run, scratch, sleep, status, storedSha256, tus } from './lib.mjs';
 
 const f = front();
 const server = f.command ? new Server(f.command) : null;
@@ -44,4 +49,121 @@ test('parallelUploads: 4 partial uploads concatenated into the final one', async
   assert.equal(s.files[0].length, file.size);
   assert.equal(s.files[0].sha256, file.sha256);
   assert.equal(await storedSha256(f.pool, id), file.sha256);
+});
+
+test('parallelUploads: 4, interrupted mid-PATCH, resumed by findPreviousUploads', async (t) => {
+  if (f.interrupt === 'kill') assert.ok(server, 'TUS_INTERRUPT=kill needs TUS_SERVER');
+  const SIZE = 256 * MiB + 3;
+  const CHUNK = 8 * MiB;
+  const { dir, rm } = await scratch();
+  t.after(rm);
+  const file = await makeFile(dir, 'parallel-resumed.bin', SIZE);
+  const storage = new tus.FileUrlStorage(join(dir, 'urls.json'));
+  const log = [];
+  const options = {
+    endpoint: `${f.endpoint}/files`,
+    parallelUploads: 4,
+    chunkSize: CHUNK,
+    urlStorage: storage,
+    removeFingerprintOnSuccess: true,
+    metadata: { filename: file.name },
+    ...recorded(log, ['Upload-Concat', 'Upload-Length', 'Upload-Offset']),
+  };
+
+  // The first attempt, with no retries: the interruption ends it.
+  const first = new tus.Upload(createReadStream(file.path), { ...options, retryDelays: null });
+  let firstError = null;
+  const firstEnd = run(first).then(
+    () => assert.fail('the upload completed before it could be interrupted'),
+    (e) => (firstError = e),
+  );
+  // Once the URL storage names the four partial uploads and one of them is
+  // part-way through a PATCH past its first: interrupt.
+  let urls = null;
+  let seen = null;
+  const deadline = Date.now() + 60_000;
+  while (seen === null) {
+    assert.ok(Date.now() < deadline, 'no partial upload mid-PATCH within 60 s');
+    const [stored] = await storage.findAllUploads();
+    if (stored?.parallelUploadUrls?.length === 4 && stored.parallelUploadUrls.every(Boolean)) {
+      urls = stored.parallelUploadUrls;
+      const states = await Promise.all(urls.map((u) => status(f.endpoint, idOf(u))));
+      assert.ok(states.some((s) => s.state !== 'done'), 'every partial upload completed before the interruption');
+      if (states.some((s) => s.state === 'uploading' && s.received >= CHUNK && s.received % CHUNK !== 0)) {
+        seen = states.map((s) => s.received ?? 0);
+      }
+    }
+    if (seen === null) await sleep(2);
+  }
+  if (f.interrupt === 'kill') {
+    await server.kill9();
+    await firstEnd;
+    assert.ok(firstError, 'the client saw no error when its server was killed');
+  } else {
+    await first.abort();
+  }
+  if (server) await server.start();
+
+  // What the server holds now: for each partial upload, at least what its
+  // status had shown, and one of them not complete.
+  const held = [];
+  for (const [i, url] of urls.entries()) {
+    const head = await fetch(url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } });
+    assert.equal(head.status, 200, `HEAD of partial upload ${i}`);
+    assert.equal(head.headers.get('Upload-Concat'), 'partial');
+    const offset = Number(head.headers.get('Upload-Offset'));
+    const length = Number(head.headers.get('Upload-Length'));
+    assert.ok(offset >= seen[i] && offset <= length, `partial ${i}: HEAD offset ${offset}, status had ${seen[i]}`);
+    held.push({ offset, length });
+  }
+  assert.ok(held.some((h) => h.offset < h.length), 'no partial upload was left incomplete');
+  assert.equal(held.reduce((sum, h) => sum + h.length, 0), SIZE);
+  const before = log.length;
+
+  // A new Upload of the same file, resumed from the stored URLs.
+  const second = new tus.Upload(createReadStream(file.path), {
+    ...options,
+    // A CGI process may still hold a partial upload's lock a moment (423).
+    retryDelays: [0, 200, 500, 1000, 2000, 4000],
+  });
+  const previous = await second.findPreviousUploads();
+  assert.equal(previous.length, 1, 'findPreviousUploads finds the interrupted upload');
+  assert.deepEqual(previous[0].parallelUploadUrls, urls);
+  second.resumeFromPreviousUpload(previous[0]);
+  await run(second);
+
+  // No partial upload created again: one POST, the final one, made of the
+  // same four; each incomplete partial upload asked its offset (HEAD) and
+  // sent its first PATCH from there.
+  const resumed = log.slice(before);
+  const posts = resumed.filter((e) => e.method === 'POST');
+  assert.equal(posts.length, 1, 'only the final upload is created');
+  assert.equal(posts[0].headers['Upload-Concat'], `final;${urls.join(' ')}`);
+  assert.equal(posts[0].status, 201);
+  let sent = 0;
+  for (const [i, url] of urls.entries()) {
+    const own = resumed.filter((e) => e.url === url);
+    const patch = own.find((e) => e.method === 'PATCH' && e.status === 204);
+    if (held[i].offset === held[i].length) {
+      assert.equal(patch, undefined, `partial ${i} was complete, yet PATCHed again`);
+      continue;
+    }
+    assert.ok(patch, `partial ${i} was not resumed`);
+    const asked = own.slice(0, own.indexOf(patch)).findLast((e) => e.method === 'HEAD' && e.status === 200);
+    assert.ok(asked, `partial ${i}: no HEAD before its first PATCH`);
+    const from = Number(asked.answer['Upload-Offset']);
+    assert.ok(from >= held[i].offset, `partial ${i}: the resume's HEAD said ${from}, after ${held[i].offset}`);
+    assert.equal(Number(patch.headers['Upload-Offset']), from, `partial ${i} resumed at the server offset`);
+    sent += held[i].length - from;
+  }
+
+  const id = idOf(second.url);
+  assert.ok(!urls.includes(second.url), 'the final upload is a new one');
+  const done = await status(f.endpoint, id);
+  assert.equal(done.state, 'done');
+  assert.equal(done.files[0].length, SIZE);
+  assert.equal(done.files[0].sha256, file.sha256, 'status sha256');
+  assert.equal(await storedSha256(f.pool, id), file.sha256, 'sha256 of the stored file');
+  assert.deepEqual(await storage.findAllUploads(), [], 'the fingerprint is removed on success');
+  t.diagnostic(`${f.name}: interrupted (${f.interrupt}) at ${seen.join(', ')}; HEAD ${held.map((h) => h.offset).join(', ')}; ${sent} bytes sent after`);
 });

@@ -1,6 +1,7 @@
 // Shared helpers of the tus-js-client tests: the front end under test (from
 // the environment scripts/test-tus-clients.sh sets), the server process a
 // test may kill and restart, generated files, and what the server stored.
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawn, execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
@@ -136,6 +137,54 @@ export function run(upload) {
     upload.options.onError = reject;
     upload.start();
   });
+}
+
+/**
+ * Starts `upload`, a first attempt with no retries, and polls `ready()`
+ * until it returns something other than null (at most 60 s; `what` names
+ * the moment awaited); then interrupts the upload as the front end says:
+ * SIGKILL to `server` (the client must see an error), or the client's
+ * abort. Returns what `ready()` returned. The server is left stopped.
+ */
+export async function interruptWhen(f, server, upload, ready, what) {
+  let error = null;
+  const end = run(upload).then(
+    () => assert.fail('the upload completed before it could be interrupted'),
+    (e) => (error = e),
+  );
+  let seen = null;
+  const deadline = Date.now() + 60_000;
+  while (seen === null) {
+    assert.ok(Date.now() < deadline, `no ${what} within 60 s`);
+    seen = await ready();
+    if (seen === null) await sleep(2);
+  }
+  if (f.interrupt === 'kill') {
+    await server.kill9();
+    await end;
+    assert.ok(error, 'the client saw no error when its server was killed');
+  } else {
+    await upload.abort();
+  }
+  return seen;
+}
+
+/**
+ * A new Upload of the file at `path` with `options`, resumed from the one
+ * upload the options' URL storage holds, which `check` looks at first;
+ * resolves with the Upload once it completes.
+ */
+export async function resumeStored(path, options, check) {
+  const upload = new tus.Upload(createReadStream(path), {
+    ...options,
+    // A CGI process may still hold the upload's lock a moment (423).
+    retryDelays: [0, 200, 500, 1000, 2000, 4000],
+  });
+  const previous = await upload.findPreviousUploads();
+  assert.equal(previous.length, 1, 'findPreviousUploads finds the interrupted upload');
+  check(previous[0]);
+  upload.resumeFromPreviousUpload(previous[0]);
+  return run(upload);
 }
 
 /**

@@ -148,13 +148,15 @@ export function run(upload) {
  */
 export async function interruptWhen(f, server, upload, ready, what) {
   let error = null;
+  let completed = false;
   const end = run(upload).then(
-    () => assert.fail('the upload completed before it could be interrupted'),
+    () => (completed = true),
     (e) => (error = e),
   );
   let seen = null;
   const deadline = Date.now() + 60_000;
   while (seen === null) {
+    assert.ok(!completed, 'the upload completed before it could be interrupted');
     assert.ok(Date.now() < deadline, `no ${what} within 60 s`);
     seen = await ready();
     if (seen === null) await sleep(2);
@@ -162,6 +164,7 @@ export async function interruptWhen(f, server, upload, ready, what) {
   if (f.interrupt === 'kill') {
     await server.kill9();
     await end;
+    assert.ok(!completed, 'the upload completed before it could be interrupted');
     assert.ok(error, 'the client saw no error when its server was killed');
   } else {
     await upload.abort();

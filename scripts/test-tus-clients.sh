@@ -102,14 +102,22 @@ wait_url "http://127.0.0.1:$apache_port/tus-page/resumable.html"
 node_tests() {
   local name=$1 endpoint=$2 pool=$3 interrupt=$4 server=$5
   shift 5
-  local files=() f
+  local files=() f node_pid status=0
   for f in "$@"; do files+=("$TESTS/$f"); done
-  if TUS_FRONT=$name TUS_ENDPOINT=$endpoint TUS_POOL=$pool TUS_INTERRUPT=$interrupt TUS_SERVER=$server \
+  # In a session of its own, whose process group is stopped once node has
+  # ended (and by the trap): a server a test restarted is node's child, and
+  # a test cut off by its timeout does not stop it.
+  TUS_FRONT=$name TUS_ENDPOINT=$endpoint TUS_POOL=$pool TUS_INTERRUPT=$interrupt TUS_SERVER=$server \
     TUS_PAGE="${PAGE:-}" TUS_SERVER_LOG="${SERVER_LOG:-}" FILEUPLOAD_BIN="$BIN" \
-    node --test --test-concurrency=1 --test-timeout=300000 "${files[@]}"; then
+    setsid node --test --test-concurrency=1 --test-timeout=300000 "${files[@]}" &
+  node_pid=$!
+  SERVER_PIDS+=("$node_pid")
+  wait "$node_pid" || status=$?
+  kill -- "-$node_pid" 2>/dev/null || true
+  if [ "$status" -eq 0 ]; then
     ok
   else
-    fail "$name: tus-js-client tests $*"
+    fail "$name: tus-js-client tests $* (exit $status)"
   fi
 }
 

@@ -204,7 +204,7 @@ impl Pool {
             Ok(_) => {}
         }
         match lock_existing(&dir, WRITER_LOCK_WAIT)? {
-            Hold::Locked(lock) => return remove_bucket(&dir, lock),
+            Hold::Locked(lock, _) => return remove_bucket(&dir, lock),
             Hold::Gone => return remove_empty_dir(&dir),
             Hold::Busy => {}
         }
@@ -214,7 +214,7 @@ impl Pool {
             Err(e) => return Err(Error::disk("mark the upload cleared", &e)),
         }
         match lock_existing(&dir, CLEAR_WAIT)? {
-            Hold::Locked(lock) => remove_bucket(&dir, lock),
+            Hold::Locked(lock, _) => remove_bucket(&dir, lock),
             // The writer removes the bucket itself once it sees the mark.
             Hold::Busy | Hold::Gone => Ok(()),
         }
@@ -322,7 +322,7 @@ impl Pool {
         for id in self.identifiers()? {
             let dir = self.bucket_dir(&id);
             let lock = match lock_existing(&dir, GC_LOCK_WAIT)? {
-                Hold::Locked(lock) => lock,
+                Hold::Locked(lock, _) => lock,
                 Hold::Busy => continue,
                 Hold::Gone => {
                     // A bucket without a lock file is a leftover of a writer
@@ -694,7 +694,8 @@ fn not_a_bucket(dir: &Path) -> Error {
 }
 
 enum Hold {
-    Locked(File),
+    /// The lock, and the listing of the bucket that showed it current.
+    Locked(File, Listing),
     Busy,
     Gone,
 }
@@ -711,10 +712,10 @@ fn lock_existing(dir: &Path, wait: Duration) -> Result<Hold> {
         Locking::Busy => return Ok(Hold::Busy),
         Locking::Removed => return Ok(Hold::Gone),
     }
-    if !is_current_lock(dir, &file)? {
-        return Ok(Hold::Gone);
+    match current_lock_listing(dir, &file)? {
+        Some(listing) => Ok(Hold::Locked(file, listing)),
+        None => Ok(Hold::Gone),
     }
-    Ok(Hold::Locked(file))
 }
 
 /// The work of [`Pool::probe`] on its file; the files are closed on return.
@@ -835,6 +836,12 @@ const FRESH_TRIES: u32 = 20;
 /// it names now, so the document is read by name: no listing, five system
 /// calls fewer on every status request of a single host.
 fn read_status_fresh(dir: &Path, shared: bool) -> Result<Fresh> {
+    read_status_listed(dir, shared, None)
+}
+
+/// [`read_status_fresh`], going first by `listing` when given (one a lock
+/// holder has just made) instead of listing the bucket again.
+fn read_status_listed(dir: &Path, shared: bool, mut listing: Option<Listing>) -> Result<Fresh> {
     if !shared {
         return read_status_local(dir);
     }
@@ -848,7 +855,7 @@ fn read_status_fresh(dir: &Path, shared: bool) -> Result<Fresh> {
         if round >= 2 {
             thread::sleep(Duration::from_millis(1 << (round - 2).min(6)));
         }
-        let listing = match Listing::read(dir) {
+        let listing = match listing.take().map_or_else(|| Listing::read(dir), Ok) {
             Ok(l) => l,
             Err(e) if is_gone(&e) => return Ok(none(true)),
             Err(e) if is_denied(&e) => {
@@ -994,6 +1001,8 @@ struct Listing {
     lock: Option<u64>,
     status: Option<u64>,
     cleared: bool,
+    /// A tus writer has been asked to stop (`resumable::TAKEOVER`).
+    takeover: bool,
 }
 
 impl Listing {
@@ -1002,6 +1011,7 @@ impl Listing {
             lock: None,
             status: None,
             cleared: false,
+            takeover: false,
         };
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
@@ -1012,6 +1022,8 @@ impl Listing {
                 listing.status = Some(entry.ino());
             } else if name == CLEARED {
                 listing.cleared = true;
+            } else if name == resumable::TAKEOVER {
+                listing.takeover = true;
             }
         }
         Ok(listing)
@@ -1252,14 +1264,21 @@ fn lock_options() -> OpenOptions {
 /// show a removed lock file under the name, and a lock taken on a removed
 /// file excludes nobody (GlusterFS even grants it while its holder has it).
 fn is_current_lock(dir: &Path, file: &File) -> Result<bool> {
+    Ok(current_lock_listing(dir, file)?.is_some())
+}
+
+/// [`is_current_lock`], giving the listing that showed it: a lock holder
+/// reads the bucket from it instead of listing it again, a round trip to
+/// the servers of a network filesystem.
+fn current_lock_listing(dir: &Path, file: &File) -> Result<Option<Listing>> {
     let held = match file.metadata() {
         Ok(m) => m,
-        Err(e) if is_gone(&e) => return Ok(false),
+        Err(e) if is_gone(&e) => return Ok(None),
         Err(e) => return Err(Error::disk("read the bucket's lock", &e)),
     };
     match Listing::read(dir) {
-        Ok(listing) => Ok(listing.lock == Some(held.ino())),
-        Err(e) if is_gone(&e) => Ok(false),
+        Ok(listing) => Ok((listing.lock == Some(held.ino())).then_some(listing)),
+        Err(e) if is_gone(&e) => Ok(None),
         Err(e) => Err(Error::disk("read the bucket's lock", &e)),
     }
 }

@@ -59,7 +59,7 @@ use super::store::{Finished, Hasher, Hashing, Store, Then};
 use super::{
     CLEARED, GC_LOCK_WAIT, Hold, PUBLISH_BYTES, PUBLISH_INTERVAL, Pool, WRITER_LOCK_WAIT,
     clear_contents, cleared_error, create_new, is_gone, lock_existing, read_nofollow,
-    read_status_fresh, remove_bucket, sync_dir, unique_suffix, write_status,
+    read_status_listed, remove_bucket, sync_dir, unique_suffix, write_status,
 };
 use crate::model::error::{Error, ErrorKind, Result};
 use crate::model::identifier::{Identifier, to_hex};
@@ -109,7 +109,7 @@ const LAGGED_MOST: usize = 256;
 /// `--expire-after` says otherwise: tusd's default.
 pub(crate) const DEFAULT_EXPIRE_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// The mark a request leaves in the bucket to ask the writer to stop.
-const TAKEOVER: &str = "takeover";
+pub(super) const TAKEOVER: &str = "takeover";
 /// How long a request waits for the writer it asked to stop: a writer
 /// that can be woken stops within [`STOP_POLL`] and a flush; a second
 /// more covers a slow disk.
@@ -195,8 +195,8 @@ impl Pool {
             }
             hold => hold,
         };
-        let lock = match hold {
-            Hold::Locked(lock) => lock,
+        let (lock, listing) = match hold {
+            Hold::Locked(lock, listing) => (lock, listing),
             // The mark stays: the writer stops when it next can.
             Hold::Busy => {
                 return Err(Error::new(
@@ -207,13 +207,18 @@ impl Pool {
             }
             Hold::Gone => return Err(no_upload()),
         };
-        // A mark left for an earlier writer is not for this one.
-        match std::fs::remove_file(dir.join(TAKEOVER)) {
-            Ok(()) => {}
-            Err(e) if is_gone(&e) => {}
-            Err(e) => return Err(Error::disk("remove the takeover mark", &e)),
+        // A mark left for an earlier writer is not for this one. The
+        // listing that showed the lock current says whether there is one
+        // (a listing is answered by a network filesystem's servers); a
+        // mark made since is for this writer, which then stops.
+        if listing.takeover {
+            match std::fs::remove_file(dir.join(TAKEOVER)) {
+                Ok(()) => {}
+                Err(e) if is_gone(&e) => {}
+                Err(e) => return Err(Error::disk("remove the takeover mark", &e)),
+            }
         }
-        let status = read_status_fresh(&dir, self.shared)?
+        let status = read_status_listed(&dir, self.shared, Some(listing))?
             .status
             .filter(|s| s.tus.is_some())
             .ok_or_else(no_upload)?;
@@ -234,15 +239,17 @@ impl Pool {
                 upload.settle()?;
                 let offset = upload.offset();
                 // The hash of the request before in this process, perhaps
-                // still being computed; the state in the bucket wins.
+                // still being computed, when it is for this offset of this
+                // file: the same hash as a state saved for the offset, and
+                // no read of the bucket (a round trip to the servers of a
+                // network filesystem). Else the state in the bucket.
                 let lagged = match (&self.lagged, upload.file_id) {
                     (Some(lagged), Some(file)) => lagged.take(&upload.dir, offset, file),
                     _ => None,
                 };
-                let hash = match (HashState::load(&upload.dir, offset), lagged) {
-                    (Some(hash), _) => Carry::Ready(Some(hash)),
-                    (None, Some(hashing)) => Carry::Pending(hashing),
-                    (None, None) => Carry::Ready(None),
+                let hash = match lagged {
+                    Some(hashing) => Carry::Pending(hashing),
+                    None => Carry::Ready(HashState::load(&upload.dir, offset)),
                 };
                 upload.begin_hash(hash);
                 Ok(upload)
@@ -290,8 +297,8 @@ impl Pool {
     fn remove_expired(&self, id: &Identifier) -> Result<bool> {
         let dir = self.bucket_dir(id);
         match lock_existing(&dir, GC_LOCK_WAIT)? {
-            Hold::Locked(lock) => {
-                let status = read_status_fresh(&dir, self.shared)?.status;
+            Hold::Locked(lock, listing) => {
+                let status = read_status_listed(&dir, self.shared, Some(listing))?.status;
                 if status.is_some_and(|s| is_expired(&s, SystemTime::now())) {
                     remove_bucket(&dir, lock)?;
                     return Ok(true);

@@ -1005,7 +1005,7 @@ def check_cut():
     finally:
         link("master", "br0")
     up.join(timeout=120)
-    ends = [status(addr, i)[1] for addr in (a, lost)]
+    ends = [status(addr, i)[1] for _, addr, _ in daemons]
     try:
         answer = json.loads(up.reply)
     except (ValueError, TypeError):
@@ -1046,7 +1046,7 @@ def check_cut():
     # own pool (not of the upload).
     if not wait_for(lambda: status(lost, i)[0] == 200, 60, 0.5):
         fail(f"cut: the cut host still cannot read its pool 60 s after: {status(lost, i)}")
-    end = {addr: status(addr, i)[1] for addr in (a, lost)}
+    end = {addr: status(addr, i)[1] for _, addr, _ in daemons}
     if not seen:
         fail(f"cut: the first host never said interrupted: {trace[-3:]}")
     # Until its verdict, the first host reads the upload as still running.

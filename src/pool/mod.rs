@@ -64,6 +64,16 @@ const PART: &str = ".part";
 const PUBLISH_BYTES: u64 = 1 << 20;
 /// …or after this long, whichever comes first.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Whether a writer that has `received` bytes, and last published at
+/// `published`, publishes its progress (and looks for the marks that ask
+/// it to stop) before [`PUBLISH_INTERVAL`] says so: [`PUBLISH_BYTES`]
+/// later on a local filesystem, never on a network one (`shared`), where
+/// the clock alone decides (see [`Upload::progress`]). Both kinds of upload,
+/// multipart and tus, go by it.
+fn due_by_bytes(shared: bool, published: u64, received: u64) -> bool {
+    !shared && received.saturating_sub(published) >= PUBLISH_BYTES
+}
 /// How long a writer waits for a bucket lock that a status reader may hold
 /// for a moment before it concludes another writer has it.
 const WRITER_LOCK_WAIT: Duration = Duration::from_millis(100);
@@ -557,7 +567,7 @@ impl Upload {
         if let Some(live) = &self.live {
             live.received(received);
         }
-        if (!self.shared && received - self.published_received.min(received) >= PUBLISH_BYTES)
+        if due_by_bytes(self.shared, self.published_received, received)
             || self.published_at.elapsed() >= PUBLISH_INTERVAL
         {
             self.publish(false)?;

@@ -57,8 +57,8 @@ use sha2::{Digest, Sha256};
 
 use super::store::{Finished, Hasher, Hashing, Store, Then};
 use super::{
-    CLEARED, GC_LOCK_WAIT, Hold, PUBLISH_BYTES, PUBLISH_INTERVAL, Pool, WRITER_LOCK_WAIT,
-    clear_contents, cleared_error, create_new, is_gone, lock_existing, read_nofollow,
+    CLEARED, GC_LOCK_WAIT, Hold, PUBLISH_INTERVAL, Pool, WRITER_LOCK_WAIT, clear_contents,
+    cleared_error, create_new, due_by_bytes, is_gone, lock_existing, read_nofollow,
     read_status_listed, remove_bucket, sync_dir, unique_suffix, write_status,
 };
 use crate::model::error::{Error, ErrorKind, Result};
@@ -436,9 +436,8 @@ fn stamp(status: &mut Status, expire_after: Duration) {
 struct Publisher {
     dir: PathBuf,
     expire_after: Duration,
-    /// The pool is on a network filesystem: publications go by the clock
-    /// alone, as a multipart upload's do (see `Upload::progress`). One a
-    /// MiB held a tus upload onto GlusterFS to about 40 MB/s.
+    /// The pool is on a network filesystem (see [`due_by_bytes`]). One
+    /// publication a MiB held a tus upload onto GlusterFS to about 40 MB/s.
     shared: bool,
     state: Mutex<Published>,
 }
@@ -482,8 +481,7 @@ impl Publisher {
     }
 
     /// Publishes the store's `written` bytes as received, when the last
-    /// publication is [`PUBLISH_INTERVAL`] old or, on a local filesystem,
-    /// [`PUBLISH_BYTES`] behind.
+    /// publication is [`PUBLISH_INTERVAL`] old or [`due_by_bytes`] says so.
     /// Returns the error of a publication that failed, once (the writing
     /// thread leaves it to the receiving thread).
     fn offer(&self, written: u64) -> Option<Error> {
@@ -509,9 +507,7 @@ impl Publisher {
         let received = p.base + written;
         // `received` may have gone back (settle, rewind) below what was
         // published: that is no progress to count.
-        if p.at.elapsed() >= PUBLISH_INTERVAL
-            || (!self.shared && received.saturating_sub(p.received) >= PUBLISH_BYTES)
-        {
+        if p.at.elapsed() >= PUBLISH_INTERVAL || due_by_bytes(self.shared, p.received, received) {
             p.status.received = Some(received);
             stamp(&mut p.status, self.expire_after);
             if let Err(e) = write_status(&self.dir, &p.status, false) {
@@ -784,8 +780,8 @@ impl Resumable {
         }
         let given = self.base + store.length();
         // Looking for the stop marks costs two lookups, round trips to the
-        // servers of a network filesystem: there, by the clock alone.
-        if due || (!self.publisher.shared && given.saturating_sub(self.checked) >= PUBLISH_BYTES) {
+        // servers of a network filesystem: as often as a publication.
+        if due || due_by_bytes(self.publisher.shared, self.checked, given) {
             self.checked = given;
             if let Some(why) = self.stop_watch().why() {
                 return Err(why);
